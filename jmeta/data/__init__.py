@@ -1,0 +1,39 @@
+"""Datasets for few-shot learning: TFDS builders and class-indexed loaders.
+
+Everything here works without TensorFlow: datasets are prepared as
+array_record and read with ``tfds.data_source``.
+"""
+
+from jmeta.data._loader import ClassArrays
+from jmeta.data._loader import load_tfds_classes
+from jmeta.data._omniglot import FewShotSplits
+from jmeta.data._omniglot import load_omniglot
+from jmeta.data._omniglot_archive import ArchiveCounts
+from jmeta.data._omniglot_archive import OMNIGLOT_COUNTS
+from jmeta.data._omniglot_archive import OmniglotArchiveError
+from jmeta.data._omniglot_builder import OmniglotBuilder
+from jmeta.data._omniglot_builder import OmniglotConfig
+from jmeta.data._omniglot_builder import prepare_omniglot
+from jmeta.data._splits import ClassSplit
+from jmeta.data._splits import add_rotations
+from jmeta.data._splits import lake_split
+from jmeta.data._splits import vinyals_split
+from jmeta.data._testing import write_fake_omniglot
+
+__all__ = [
+    "ArchiveCounts",
+    "ClassArrays",
+    "ClassSplit",
+    "FewShotSplits",
+    "OMNIGLOT_COUNTS",
+    "OmniglotArchiveError",
+    "OmniglotBuilder",
+    "OmniglotConfig",
+    "add_rotations",
+    "lake_split",
+    "load_omniglot",
+    "load_tfds_classes",
+    "prepare_omniglot",
+    "vinyals_split",
+    "write_fake_omniglot",
+]

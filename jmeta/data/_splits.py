@@ -1,0 +1,98 @@
+"""Class splits of Omniglot (Lake; Vinyals) and rotated classes."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class ClassSplit(NamedTuple):
+  """Disjoint sets of class indices (rows of a class-indexed array).
+
+  Attributes:
+    train: shape ``(n_train,)`` int64, sorted.
+    valid: shape ``(n_valid,)`` int64, sorted.
+    test: shape ``(n_test,)`` int64, sorted.
+  """
+
+  train: np.ndarray
+  valid: np.ndarray
+  test: np.ndarray
+
+
+def vinyals_split(num_classes: int, *, num_train: int = 1200, num_valid: int = 100,
+                  seed: int = 0) -> ClassSplit:
+  """The split of Vinyals et al. (2016): 1,200 characters for training, the rest for test.
+
+  A seeded permutation of all characters is cut as in Finn et al. (2017): its
+  first ``num_train - num_valid`` characters train, the next ``num_valid``
+  validate (so train + valid are the 1,200 training characters) and the
+  remaining ``num_classes - num_train`` (423 for Omniglot) test. Pass
+  ``num_valid=0`` for all 1,200 (4,800 with rotations) in ``train``.
+
+  Args:
+    num_classes: number of characters (1,623 for Omniglot).
+    num_train: characters for meta-training, validation included.
+    num_valid: of those, characters held out for validation.
+    seed: seed of the permutation (``numpy.random.default_rng``).
+
+  Returns:
+    A :class:`ClassSplit` of character indices.
+
+  Raises:
+    ValueError: ``num_valid > num_train`` or ``num_train >= num_classes``.
+  """
+  if not 0 <= num_valid <= num_train < num_classes:
+    raise ValueError(f"need 0 <= num_valid <= num_train < num_classes, got num_valid={num_valid}, "
+                     f"num_train={num_train}, num_classes={num_classes}")
+  perm = np.random.default_rng(seed).permutation(num_classes)
+  cut = num_train - num_valid
+  return ClassSplit(np.sort(perm[:cut]), np.sort(perm[cut:num_train]), np.sort(perm[num_train:]))
+
+
+def lake_split(background: np.ndarray, alphabet: np.ndarray, *, num_valid_alphabets: int = 5,
+               seed: int = 0) -> ClassSplit:
+  """The split of Lake et al. (2015): background alphabets train, evaluation alphabets test.
+
+  Validation holds out ``num_valid_alphabets`` whole background alphabets,
+  drawn with ``seed``, so that, like test, it shares no alphabet with train.
+
+  Args:
+    background: shape ``(num_classes,)`` bool, whether each character is in
+      ``images_background``.
+    alphabet: shape ``(num_classes,)`` int, each character's alphabet.
+    num_valid_alphabets: background alphabets held out for validation.
+    seed: seed of the choice (``numpy.random.default_rng``).
+
+  Returns:
+    A :class:`ClassSplit` of character indices.
+
+  Raises:
+    ValueError: not fewer than ``num_valid_alphabets`` background alphabets.
+  """
+  background = np.asarray(background, bool)
+  alphabet = np.asarray(alphabet)
+  pool = np.unique(alphabet[background])
+  if not 0 <= num_valid_alphabets < len(pool):
+    raise ValueError(f"num_valid_alphabets={num_valid_alphabets} must be in [0, {len(pool)}): "
+                     f"there are {len(pool)} background alphabets")
+  held_out = np.random.default_rng(seed).choice(pool, num_valid_alphabets, replace=False)
+  valid = background & np.isin(alphabet, held_out)
+  return ClassSplit(np.flatnonzero(background & ~valid), np.flatnonzero(valid),
+                    np.flatnonzero(~background))
+
+
+def add_rotations(images: np.ndarray) -> np.ndarray:
+  """Adds the 90, 180 and 270 degree rotations of every class as new classes.
+
+  As in Santoro et al. (2016) and Vinyals et al. (2016): class ``i`` rotated
+  by ``k * 90`` degrees (counter-clockwise) becomes class ``k * C + i``.
+
+  Args:
+    images: shape ``(C, E, H, W, ch)`` with ``H == W``.
+
+  Returns:
+    Shape ``(4 * C, E, H, W, ch)``.
+  """
+  return np.concatenate([np.rot90(images, k, axes=(2, 3)) for k in range(4)])
