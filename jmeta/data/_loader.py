@@ -105,6 +105,18 @@ def _cache_path(cache_dir: str, builder: Any, split: str, image_size: Any) -> st
   return os.path.join(cache_dir, f"{builder.name}-{config}-{builder.version}-{split}-{key}.npz")
 
 
+def _read_all(source: Any, chunk: int = 1024) -> list[dict[str, Any]]:
+  """All records of a data source, read in batches where the source allows it."""
+  records = []
+  for start in range(0, len(source), chunk):
+    keys = list(range(start, min(start + chunk, len(source))))
+    try:
+      records.extend(source.__getitems__(keys))
+    except TypeError:  # e.g. tfds.testing.mock_data's sources take single keys only
+      records.extend(source[i] for i in keys)
+  return records
+
+
 def read_split(builder: Any, split: str, *, image_size: Optional[int | tuple[int, int]] = None,
                features: Sequence[str] = (), cache_dir: Optional[str] = None) -> dict[str, np.ndarray]:
   """Reads a prepared split into numpy arrays, through an ``.npz`` cache.
@@ -127,7 +139,7 @@ def read_split(builder: Any, split: str, *, image_size: Optional[int | tuple[int
       if int(cached["num_examples"]) == len(source):
         return {k: cached[k] for k in cached.files if k != "num_examples"}
   image_key, label_key = builder.info.supervised_keys
-  records = [source[i] for i in range(len(source))]
+  records = _read_all(source)
   out = {"image": resize(np.stack([np.asarray(r[image_key], np.uint8) for r in records]),
                          image_size),
          "label": np.asarray([r[label_key] for r in records], np.int64)}

@@ -13,6 +13,11 @@ from PIL import Image
 from jmeta.data import _omniglot_archive as archive
 
 
+def fake_png_array(seed: int, size: int = archive.IMAGE_SIZE) -> np.ndarray:
+  """The pixels of :func:`fake_png`: shape ``(size, size)`` uint8, 255 background, 0 ink (~10%)."""
+  return np.where(np.random.default_rng(seed).random((size, size)) > 0.1, 255, 0).astype(np.uint8)
+
+
 def fake_png(seed: int, size: int = archive.IMAGE_SIZE) -> bytes:
   """A random 1-bit PNG (mostly background ``True``, as Omniglot's).
 
@@ -23,7 +28,7 @@ def fake_png(seed: int, size: int = archive.IMAGE_SIZE) -> bytes:
   Returns:
     The PNG file's bytes.
   """
-  pixels = np.random.default_rng(seed).random((size, size)) > 0.1
+  pixels = fake_png_array(seed, size) > 0
   buffer = io.BytesIO()
   Image.fromarray(pixels).convert("1").save(buffer, format="png")
   return buffer.getvalue()
