@@ -1,0 +1,114 @@
+"""The shared machinery of gradient-based meta-learners (the MAML family)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import jax
+import optax
+
+from jmeta._base import AdaptResult, MetaLearner, MetaParams, Params, Task
+from jmeta._inner import LossFn, Mask, call_loss, inner_loop, resolve_mask
+
+
+def check_steps(steps: Any, name: str = "steps") -> int:
+  """Returns ``steps`` if it is a non-negative Python int, else raises."""
+  if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+    raise ValueError(f"{name} must be a non-negative int; got {steps!r}.")
+  return steps
+
+
+def check_optimizer(opt: Any, name: str = "inner_opt") -> optax.GradientTransformation:
+  """Checks that ``opt`` is an optax ``GradientTransformation``."""
+  if not (hasattr(opt, "init") and hasattr(opt, "update")):
+    raise TypeError(
+        f"{name} must be an optax GradientTransformation (with init and update);"
+        f" got {type(opt).__name__}.")
+  return opt
+
+
+def query_metrics(loss_fn: LossFn, before: Params, after: Params, task: Task,
+                  adapted: AdaptResult) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Query loss after adaptation and the standard metrics of one task."""
+  loss, aux = call_loss(loss_fn, after, task.query_x, task.query_y)
+  loss_before, aux_before = call_loss(
+      loss_fn, jax.lax.stop_gradient(before), task.query_x, task.query_y)
+  metrics = {
+      "query_loss": loss,
+      "query_loss_before": loss_before,
+      "support_loss_before": adapted.losses[0],
+      "support_loss": adapted.losses[-1],
+  }
+  for k, v in aux.items():
+    metrics[f"query_{k}"] = v
+  for k, v in aux_before.items():
+    metrics[f"query_{k}_before"] = v
+  return loss, metrics
+
+
+def gradient_based(
+    loss_fn: LossFn,
+    *,
+    init: Callable[[jax.Array, Params], MetaParams],
+    params_of: Callable[[MetaParams], Params],
+    inner_opt_of: Callable[[MetaParams], optax.GradientTransformation],
+    steps: int,
+    first_order: bool = False,
+    remat: bool = False,
+    mask: Optional[Mask] = None,
+    direction: str = "gradient",
+) -> MetaLearner:
+  """Builds a learner that adapts by an inner loop of gradient steps.
+
+  Args:
+    loss_fn: ``loss_fn(params, x, y)``, used on support (inner) and query (outer).
+    init: ``init(key, params) -> meta_params``.
+    params_of: extracts the initial model parameters from the meta-parameters.
+    inner_opt_of: builds the inner optimizer from the meta-parameters (so that
+      it may close over learnable quantities such as Meta-SGD's rates).
+    steps: default number of inner steps.
+    first_order: stop gradients through inner gradients.
+    remat: ``jax.checkpoint`` each inner step.
+    mask: which parameter leaves the inner loop adapts (``None``: all).
+    direction: ``"gradient"`` (meta-gradient of the query loss) or
+      ``"reptile"`` (``initial - adapted``, Nichol et al. 2018).
+
+  Returns:
+    A ``MetaLearner``.
+  """
+  if not callable(loss_fn):
+    raise TypeError(f"loss_fn must be callable; got {type(loss_fn).__name__}.")
+  default_steps = check_steps(steps)
+  if direction not in ("gradient", "reptile"):
+    raise ValueError(f"direction must be 'gradient' or 'reptile'; got {direction!r}.")
+
+  def adapt(meta_params, x, y, *, steps: Optional[int] = None) -> AdaptResult:
+    n = default_steps if steps is None else check_steps(steps)
+    params = params_of(meta_params)
+    return inner_loop(
+        loss_fn, params, x, y, inner_opt_of(meta_params), n,
+        first_order=first_order, remat=remat, mask=resolve_mask(mask, params))
+
+  def task_loss(meta_params, task: Task, step=0, *, steps: Optional[int] = None):
+    del step
+    adapted = adapt(meta_params, task.support_x, task.support_y, steps=steps)
+    return query_metrics(loss_fn, params_of(meta_params), adapted.params, task, adapted)
+
+  if direction == "gradient":
+    def task_grad(meta_params, task: Task, step=0):
+      return jax.grad(task_loss, has_aux=True)(meta_params, task, step)
+  else:
+    def task_grad(meta_params, task: Task, step=0):
+      del step
+      params = params_of(meta_params)
+      adapted = adapt(meta_params, task.support_x, task.support_y)
+      _, metrics = query_metrics(loss_fn, params, adapted.params, task, adapted)
+      diff = jax.tree.map(lambda a, b: a - b, params, jax.lax.stop_gradient(adapted.params))
+      return diff, metrics
+
+  def predict(meta_params, support_x, support_y, query_x, *, apply_fn, steps=None):
+    adapted = adapt(meta_params, support_x, support_y, steps=steps)
+    return apply_fn(adapted.params, query_x)
+
+  return MetaLearner(init=init, adapt=adapt, task_loss=task_loss,
+                     task_grad=task_grad, predict=predict)

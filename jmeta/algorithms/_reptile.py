@@ -1,0 +1,43 @@
+"""Reptile."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import optax
+
+from jmeta._base import MetaLearner
+from jmeta._inner import LossFn
+from jmeta.algorithms._gradient_based import check_optimizer, gradient_based
+
+
+def reptile(
+    loss_fn: LossFn,
+    inner_opt: Optional[optax.GradientTransformation] = None,
+    *,
+    steps: int = 5,
+    remat: bool = False,
+) -> MetaLearner:
+  """Reptile: move the initialisation towards the adapted parameters.
+
+  Each task adapts the initialisation ``theta`` with ``steps`` steps of
+  ``inner_opt`` on its support set; the per-task direction handed to the outer
+  optimizer (as if it were a gradient) is ``theta - phi_task``, so
+  ``make_meta_step(reptile(...), optax.sgd(eps))`` performs
+  ``theta <- theta + eps * mean(phi_task - theta)``. No second-order terms.
+
+  Args:
+    loss_fn: ``loss_fn(params, x, y)``.
+    inner_opt: inner optax transformation (default ``optax.sgd(0.01)``).
+    steps: number of inner steps (Reptile needs more than one to differ from
+      joint training).
+    remat: ``jax.checkpoint`` each inner step.
+
+  References:
+    Nichol, Achiam and Schulman, "On First-Order Meta-Learning Algorithms",
+    arXiv:1803.02999, 2018.
+  """
+  opt = check_optimizer(optax.sgd(0.01) if inner_opt is None else inner_opt)
+  return gradient_based(loss_fn, init=lambda key, p: p, params_of=lambda mp: mp,
+                        inner_opt_of=lambda mp: opt, steps=steps,
+                        first_order=True, remat=remat, direction="reptile")

@@ -1,0 +1,81 @@
+"""Meta-test evaluation: means with 95% confidence intervals over held-out tasks."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jmeta._base import MetaLearner, MetaParams, Task
+
+
+def mean_ci95(values) -> tuple[float, float]:
+  """Mean and half-width of the normal-approximation 95% confidence interval."""
+  v = np.asarray(values, dtype=np.float64).ravel()
+  if v.size == 0:
+    raise ValueError("no values to summarise.")
+  half = 1.96 * v.std(ddof=1) / math.sqrt(v.size) if v.size > 1 else float("nan")
+  return float(v.mean()), float(half)
+
+
+def evaluate(
+    learner: MetaLearner,
+    meta_params: MetaParams,
+    sample_tasks: Callable[[jax.Array, int], Task],
+    key: jax.Array,
+    *,
+    num_tasks: int = 1000,
+    steps: Sequence[int] = (0, 1, 5, 10),
+    batch_size: int = 100,
+) -> dict[int, dict[str, tuple[float, float]]]:
+  """Meta-tests a learner on held-out tasks after several numbers of inner steps.
+
+  Every number of steps sees the same tasks. For learners without an inner loop
+  (ProtoNets, R2-D2, ...) the number of steps is ignored.
+
+  Args:
+    learner: the ``MetaLearner``.
+    meta_params: its meta-parameters.
+    sample_tasks: ``sample_tasks(key, n) -> Task`` batch (e.g.
+      ``family.sample_batch``).
+    key: PRNG key for the test tasks.
+    num_tasks: number of test tasks (>= 2).
+    steps: numbers of adaptation steps to evaluate.
+    batch_size: tasks per compiled batch.
+
+  Returns:
+    ``{steps: {metric: (mean, ci95_half_width)}}`` with ``query_loss`` and any
+    other per-task metric (e.g. ``query_accuracy``).
+  """
+  if not isinstance(num_tasks, int) or num_tasks < 2:
+    raise ValueError(f"num_tasks must be an int >= 2; got {num_tasks!r}.")
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be positive; got {batch_size!r}.")
+  steps = tuple(steps)
+  for s in steps:
+    if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+      raise ValueError(f"steps must be non-negative ints; got {steps!r}.")
+
+  @jax.jit
+  def run(mp, batch):
+    out = {}
+    for s in steps:
+      _, metrics = jax.vmap(lambda t: learner.task_loss(mp, t, 0, steps=s))(batch)
+      out[s] = {k: v for k, v in metrics.items() if not k.endswith("_before")}
+    return out
+
+  collected: dict[int, dict[str, list]] = {s: {} for s in steps}
+  keys = jax.random.split(key, math.ceil(num_tasks / batch_size))
+  done = 0
+  for k in keys:
+    n = min(batch_size, num_tasks - done)
+    out = run(meta_params, sample_tasks(k, batch_size))
+    for s in steps:
+      for name, v in out[s].items():
+        collected[s].setdefault(name, []).append(np.asarray(v)[:n])
+    done += n
+  return {s: {name: mean_ci95(np.concatenate(v)) for name, v in d.items()}
+          for s, d in collected.items()}

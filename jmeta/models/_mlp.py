@@ -1,0 +1,29 @@
+"""The MLP of MAML's sinusoid experiments."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+
+
+class MLP(nn.Module):
+  """A ReLU multi-layer perceptron.
+
+  The default, ``MLP()``, is the 1-40-40-1 network of Finn et al. (2017) for
+  sinusoid regression (the input width is inferred from the data).
+
+  Attributes:
+    hidden: widths of the hidden layers.
+    out: width of the output layer.
+  """
+
+  hidden: Sequence[int] = (40, 40)
+  out: int = 1
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    for i, width in enumerate(self.hidden):
+      x = nn.relu(nn.Dense(width, name=f"hidden_{i}")(x))
+    return nn.Dense(self.out, name="head")(x)

@@ -1,0 +1,13 @@
+"""Task families and episode samplers."""
+
+from jmeta.tasks._synthetic import TaskFamily
+from jmeta.tasks._synthetic import linear_regression
+from jmeta.tasks._synthetic import logistic_regression
+from jmeta.tasks._synthetic import sinusoid
+
+__all__ = (
+    "TaskFamily",
+    "linear_regression",
+    "logistic_regression",
+    "sinusoid",
+)

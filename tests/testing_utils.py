@@ -1,0 +1,35 @@
+"""Small models and tasks shared by the tests."""
+
+import jax
+import jax.numpy as jnp
+
+import jmeta
+
+
+def linear_apply(params, x):
+  return x @ params["w"] + params["b"]
+
+
+def linear_params(dim=3, dtype=jnp.float64):
+  return {"w": jnp.linspace(-0.5, 0.7, dim, dtype=dtype).reshape(dim, 1),
+          "b": jnp.asarray(0.1, dtype)}
+
+
+def tiny_mlp(key=0, dtype=jnp.float64):
+  model = jmeta.MLP(hidden=(8,), out=1)
+  params = model.init(jax.random.key(key), jnp.zeros((1, 1)))
+  params = jax.tree.map(lambda p: p.astype(dtype), params)
+  return params, model.apply
+
+
+def sinusoid_batch(n=4, shots=5, seed=0, dtype=jnp.float64):
+  return jmeta.sinusoid(shots=shots, queries=shots, dtype=dtype).sample_batch(jax.random.key(seed), n)
+
+
+def linear_batch(n=4, shots=6, dim=3, seed=0):
+  return jmeta.linear_regression(shots=shots, queries=shots, dim=dim, dtype=jnp.float64).sample_batch(
+      jax.random.key(seed), n)
+
+
+def first_task(tasks):
+  return jax.tree.map(lambda v: v[0], tasks)
