@@ -1,0 +1,216 @@
+"""Tests of the fast conv ops and the 4-block ConvNet (jmeta/models/_conv*.py)."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+from jax import lax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+from jmeta.models import _ops
+from jmeta.models._conv import ConvNet
+
+jax.config.update("jax_enable_x64", True)
+
+F64 = dict(rtol=1e-10, atol=1e-10)
+
+
+def _ref_conv(x, w, padding="SAME"):
+  return lax.conv_general_dilated(x, w, (1, 1), padding,
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _randn(key, shape, dtype=jnp.float64):
+  return jax.random.normal(key, shape, dtype)
+
+
+@pytest.mark.parametrize("kernel_hw,padding,cin", [
+    ((3, 3), "SAME", 3), ((3, 3), "VALID", 2), ((2, 2), "SAME", 1),
+    ((1, 1), "SAME", 4), ((3, 3), ((2, 0), (1, 1)), 2)])
+def test_conv_forward_matches_xla(kernel_hw, padding, cin):
+  kx, kw = jax.random.split(jax.random.PRNGKey(0))
+  x = _randn(kx, (2, 7, 6, cin))
+  w = _randn(kw, (*kernel_hw, cin, 5))
+  conv = lambda impl: jax.jit(
+      lambda x, w: _ops.conv2d(x, w, padding=padding, impl=impl))
+  want = jax.jit(lambda x, w: _ref_conv(x, w, padding))(x, w)
+  np.testing.assert_allclose(conv("matmul")(x, w), want, **F64)
+  np.testing.assert_allclose(conv("xla")(x, w), want, **F64)
+
+
+def test_conv_first_order_gradients_match_xla():
+  kx, kw, kc = jax.random.split(jax.random.PRNGKey(1), 3)
+  x = _randn(kx, (3, 6, 6, 2))
+  w = _randn(kw, (3, 3, 2, 4))
+  cot = _randn(kc, (3, 6, 6, 4))
+
+  def f(conv):
+    return lambda x, w: jnp.sum(jnp.tanh(conv(x, w)) * cot)
+
+  fast = f(lambda x, w: _ops.conv2d(x, w, impl="matmul"))
+  got = jax.jit(jax.grad(fast, argnums=(0, 1)))(x, w)
+  want = jax.jit(jax.grad(f(_ref_conv), argnums=(0, 1)))(x, w)
+  for g, r in zip(got, want):
+    np.testing.assert_allclose(g, r, **F64)
+  check_grads(jax.jit(fast), (x, w), order=1, modes=("rev",))
+
+
+def _two_layer(conv, w1, w2, x):
+  h = jax.nn.relu(conv(x, w1))
+  h = _ops.max_pool_2x2(h)
+  return jnp.mean(conv(h, w2), axis=(1, 2))
+
+
+def test_conv_second_order_maml_gradient_matches_xla():
+  ks = jax.random.split(jax.random.PRNGKey(2), 5)
+  params = (0.5 * _randn(ks[0], (3, 3, 1, 4)), 0.5 * _randn(ks[1], (3, 3, 4, 3)))
+  sx, qx = _randn(ks[2], (2, 6, 6, 1)), _randn(ks[3], (3, 6, 6, 1))
+  sy, qy = _randn(ks[4], (2, 3)), _randn(ks[4], (3, 3))
+
+  def maml(conv):
+    def loss(p, x, y):
+      return jnp.mean((_two_layer(conv, *p, x) - y) ** 2)
+
+    def outer(p):
+      g = jax.grad(loss)(p, sx, sy)
+      adapted = jax.tree.map(lambda a, b: a - 0.3 * b, p, g)
+      return loss(adapted, qx, qy)
+    return outer
+
+  fast = maml(lambda x, w: _ops.conv2d(x, w, impl="matmul"))
+  got = jax.jit(jax.grad(fast))(params)
+  want = jax.jit(jax.grad(maml(_ref_conv)))(params)
+  for g, r in zip(got, want):
+    np.testing.assert_allclose(g, r, **F64)
+  # A Hessian-vector product of the inner loss, the other second-order path.
+  inner = lambda p: jnp.sum(_two_layer(lambda x, w: _ops.conv2d(
+      x, w, impl="matmul"), *p, sx) ** 2)
+  inner_ref = lambda p: jnp.sum(_two_layer(_ref_conv, *p, sx) ** 2)
+  hvp = lambda f: jax.jit(
+      lambda p: jax.jvp(jax.grad(f), (p,), (p,))[1])(params)
+  for g, r in zip(hvp(inner), hvp(inner_ref)):
+    np.testing.assert_allclose(g, r, **F64)
+
+
+def test_second_order_gradient_has_no_scatter():
+  x = jnp.ones((2, 16, 16, 1), jnp.float32)
+  net = ConvNet(ways=3, hidden=4, conv_impl="matmul")
+  params = jax.jit(net.init)(jax.random.PRNGKey(0), x)
+  y = jnp.array([0, 1])
+
+  def loss(p, x):  # one-hot, not indexing: a gather's transpose is a scatter
+    return jnp.mean(jax.nn.log_softmax(net.apply(p, x)) * jax.nn.one_hot(y, 3))
+
+  def outer(p):
+    g = jax.grad(loss)(p, x)
+    return loss(jax.tree.map(lambda a, b: a - 0.1 * b, p, g), x)
+
+  hlo = jax.jit(jax.grad(outer)).lower(params).as_text()
+  assert "scatter" not in hlo
+  assert "convolution" not in hlo
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 8, 3), (1, 7, 5, 2), (3, 3, 3, 1)])
+def test_max_pool_matches_flax(shape):
+  x = _randn(jax.random.PRNGKey(3), shape)
+  ref = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
+  np.testing.assert_allclose(jax.jit(_ops.max_pool_2x2)(x), jax.jit(ref)(x),
+                             **F64)
+  cot = _randn(jax.random.PRNGKey(4), ref(x).shape)
+  g = jax.jit(jax.grad(lambda x: jnp.sum(_ops.max_pool_2x2(x) * cot)))(x)
+  r = jax.jit(jax.grad(lambda x: jnp.sum(ref(x) * cot)))(x)
+  np.testing.assert_allclose(g, r, **F64)
+
+
+def test_batch_stat_norm_normalises():
+  x = 3.0 + 2.0 * _randn(jax.random.PRNGKey(5), (4, 5, 5, 6))
+  y = _ops.batch_stat_norm(x, eps=0.0)
+  np.testing.assert_allclose(jnp.mean(y, axis=(0, 1, 2)), 0.0, atol=1e-12)
+  np.testing.assert_allclose(jnp.var(y, axis=(0, 1, 2)), 1.0, rtol=1e-10)
+  scale, offset = jnp.arange(1.0, 7.0), jnp.arange(6.0)
+  z = _ops.batch_stat_norm(x, scale, offset, eps=0.0)
+  np.testing.assert_allclose(jnp.mean(z, axis=(0, 1, 2)), offset, atol=1e-10)
+  np.testing.assert_allclose(jnp.std(z, axis=(0, 1, 2)), scale, rtol=1e-10)
+
+
+def test_module_norm_is_transductive_and_affine():
+  x = 3.0 + 2.0 * _randn(jax.random.PRNGKey(6), (6, 4, 4, 2))
+  net = ConvNet(ways=2, hidden=3, blocks=1)
+  params = jax.jit(net.init)(jax.random.PRNGKey(0), x)
+  norm = params["params"]["body"]["norm_0"]
+  assert set(norm) == {"scale", "bias"}
+  assert "batch_stats" not in params  # no running averages
+  with pytest.raises(ValueError):
+    ConvNet(ways=2, norm="running").init(jax.random.PRNGKey(0), x)
+
+
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_module_impls_agree(norm):
+  x = _randn(jax.random.PRNGKey(7), (4, 12, 12, 1))
+  y = jnp.array([0, 1, 2, 1])
+  nets = {impl: ConvNet(ways=3, hidden=5, blocks=3, norm=norm, conv_impl=impl)
+          for impl in ("matmul", "xla", "auto")}
+  params = jax.jit(nets["xla"].init)(jax.random.PRNGKey(1), x)
+  params = jax.tree.map(lambda p: p.astype(jnp.float64), params)
+  assert ("norm_0" in params["params"]["body"]) == (norm == "batch")
+  outs = {k: jax.jit(n.apply)(params, x) for k, n in nets.items()}
+  assert outs["xla"].shape == (4, 3)
+  np.testing.assert_allclose(outs["matmul"], outs["xla"], **F64)
+  np.testing.assert_allclose(outs["auto"], outs["xla"], **F64)
+
+  def loss(net):
+    return lambda p: jnp.mean(
+        jax.nn.log_softmax(net.apply(p, x))[jnp.arange(4), y])
+
+  gm = jax.jit(jax.grad(loss(nets["matmul"])))(params)
+  gx = jax.jit(jax.grad(loss(nets["xla"])))(params)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **F64), gm, gx)
+
+
+def test_resolve_conv_impl():
+  want = "matmul" if jax.default_backend() == "cpu" else "xla"
+  assert _ops.resolve_conv_impl("auto") == want
+  assert _ops.resolve_conv_impl("xla") == "xla"
+  with pytest.raises(ValueError):
+    _ops.resolve_conv_impl("winograd")
+
+
+def test_vmap_over_per_task_weights_equals_loop():
+  ks = jax.random.split(jax.random.PRNGKey(8), 2)
+  net = ConvNet(ways=2, hidden=4, blocks=2, conv_impl="matmul")
+  xs = _randn(ks[0], (3, 2, 8, 8, 1))
+  base = jax.jit(net.init)(ks[1], xs[0])
+  # Per-task weights, as after a per-task inner step.
+  params = jax.tree.map(
+      lambda p: p[None] * jnp.arange(1.0, 4.0).reshape((3,) + (1,) * p.ndim),
+      base)
+
+  def loss(p, x):
+    return jnp.sum(net.apply(p, x) ** 2)
+
+  out, grads = jax.jit(jax.vmap(jax.value_and_grad(loss)))(params, xs)
+  one = jax.jit(jax.value_and_grad(loss))
+  for t in range(3):
+    p_t = jax.tree.map(lambda p: p[t], params)
+    o_t, g_t = one(p_t, xs[t])
+    np.testing.assert_allclose(out[t], o_t, **F64)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a[t], b, **F64),
+                 grads, g_t)
+  hlo = jax.jit(jax.vmap(jax.grad(loss))).lower(params, xs).as_text()
+  assert "convolution" not in hlo
+
+
+def test_features_and_head_split():
+  x = jax.ShapeDtypeStruct((3, 28, 28, 1), jnp.float32)
+  net = ConvNet(ways=5)
+  params = jax.eval_shape(net.init, jax.random.PRNGKey(0), x)
+  assert set(params["params"]) == {"body", "head"}
+  assert jax.eval_shape(net.apply, params, x).shape == (3, 5)
+  feats = jax.eval_shape(
+      lambda p, x: net.apply(p, x, method=net.features), params, x)
+  assert feats.shape == (3, 64)
+  x3 = jax.ShapeDtypeStruct((3, 28, 28), jnp.float32)
+  assert jax.eval_shape(net.apply, params, x3).shape == (3, 5)
