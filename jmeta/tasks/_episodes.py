@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import operator
 
 import jax
@@ -32,14 +33,23 @@ def _check(classes: jax.Array, ways: int, shots: int, queries: int) -> None:
                      f"{per_class} examples per class of classes (shape {jnp.shape(classes)})")
 
 
+def _random_subset(key: jax.Array, n: int, k: int, shape: tuple[int, ...] = ()) -> jax.Array:
+  """``k`` distinct indices of ``range(n)`` in uniformly random order, per leading ``shape``.
+
+  The indices of the ``k`` largest of ``n`` i.i.d. random words: one ``top_k``
+  instead of a full permutation (ties, of probability about ``n**2 / 2**33``,
+  go to the lower index).
+  """
+  return jax.lax.top_k(jax.random.bits(key, (*shape, n), jnp.uint32), k)[1]
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
 def _episode(key: jax.Array, classes: jax.Array, ways: int, shots: int, queries: int) -> Task:
   num_classes, per_class = classes.shape[:2]
   class_key, example_key = jax.random.split(key)
   # A random ordered choice: episode label j goes to a uniformly random class.
-  chosen = jax.random.choice(class_key, num_classes, (ways,), replace=False)
-  example_keys = jax.random.split(example_key, ways)
-  examples = jax.vmap(
-      lambda k: jax.random.choice(k, per_class, (shots + queries,), replace=False))(example_keys)
+  chosen = _random_subset(class_key, num_classes, ways)
+  examples = _random_subset(example_key, per_class, shots + queries, (ways,))
   rows = jnp.broadcast_to(chosen[:, None], examples.shape)
   x = classes[rows, examples]  # (ways, shots + queries, *feature_shape)
   feature_shape = x.shape[2:]
@@ -115,5 +125,11 @@ def sample_episodes(key: jax.Array, classes: jax.Array, *, ways: int, shots: int
   _check(classes, ways, shots, queries)
   if operator.index(batch) < 1:
     raise ValueError(f"batch must be >= 1, got {batch}")
+  return _episodes(key, classes, ways, shots, queries, batch)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5))
+def _episodes(key: jax.Array, classes: jax.Array, ways: int, shots: int, queries: int,
+              batch: int) -> Task:
   keys = jax.random.split(key, batch)
   return jax.vmap(lambda k: _episode(k, classes, ways, shots, queries))(keys)
