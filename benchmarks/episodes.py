@@ -70,7 +70,9 @@ def measure_jmeta_episodes(
     seed: PRNG seed.
 
   Returns:
-    A dict with ``episodes_per_s`` and ``batches_per_s`` (steady state),
+    A dict with ``episodes_per_s`` and ``batches_per_s`` (steady state: calls
+    of a jitted step that splits the key and samples a batch, dispatched
+    asynchronously, synchronised once at the end),
     ``compile_s`` (first call, compile included), ``load_s`` (``None`` if
     ``classes`` was given), the configuration and the JAX backend.
   """
@@ -78,15 +80,21 @@ def measure_jmeta_episodes(
   if classes is None:
     classes, load_s = load_omniglot_train(data_dir or REPO / "benchmarks" / "results" / "tmp" /
                                           "tfds")
-  sample = jax.jit(functools.partial(sample_episodes, ways=ways, shots=shots, queries=queries,
-                                     batch=batch))
+  sampler = functools.partial(sample_episodes, ways=ways, shots=shots, queries=queries,
+                              batch=batch)
+
+  @jax.jit
+  def step(key, classes):  # as in a training loop: the next key is split on device
+    key, sample_key = jax.random.split(key)
+    return key, sampler(sample_key, classes)
+
   key = jax.random.key(seed)
   start = time.perf_counter()
-  jax.block_until_ready(sample(key, classes))
+  key, task = jax.block_until_ready(step(key, classes))
   compile_s = time.perf_counter() - start
   start = time.perf_counter()
-  for i in range(iters):
-    task = sample(jax.random.fold_in(key, i), classes)
+  for _ in range(iters):
+    key, task = step(key, classes)
   jax.block_until_ready(task)
   steady_s = time.perf_counter() - start
   return {

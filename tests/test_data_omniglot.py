@@ -7,6 +7,7 @@ import zipfile
 
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 
 import jmeta.data as jd
 from jmeta.data import _omniglot_archive
@@ -153,14 +154,16 @@ def test_corrupt_image_inside_zip(tmp_path):
 def test_truncated_archive_rejected_against_expected_counts(tmp_path):
   jd.write_fake_omniglot(tmp_path / "manual", {BG: [3, 1], EV: [2]})
   with pytest.raises(jd.OmniglotArchiveError,
-                     match=r"images_background\.zip: found 12 images of 4 characters in 2 alphabets; "
+                     match=r"images_background\.zip: found 12 images of 4 characters in 2 "
+                     r"alphabets; "
                      r"expected 15 images of 5 characters in 2 alphabets"):
     jd.prepare_omniglot(tmp_path / "data", manual_dir=tmp_path / "manual", config=_config())
 
 
 def test_default_config_expects_the_real_counts(tmp_path):
   jd.write_fake_omniglot(tmp_path / "manual", CHARS)
-  with pytest.raises(jd.OmniglotArchiveError, match=r"expected 19280 images of 964 characters in 30"):
+  with pytest.raises(jd.OmniglotArchiveError,
+                     match=r"expected 19280 images of 964 characters in 30"):
     jd.prepare_omniglot(tmp_path / "data", manual_dir=tmp_path / "manual")
 
 
@@ -185,7 +188,8 @@ def test_mislaid_archive_through_the_builder(tmp_path):
   jd.write_fake_omniglot(manual, CHARS)
   with zipfile.ZipFile(manual / f"{BG}.zip", "w") as zf:  # everything one level too deep
     zf.writestr(f"omniglot/{BG}/Alphabet_b0/character01/0001_01.png", _testing.fake_png(0))
-  with pytest.raises(jd.OmniglotArchiveError, match=r"unexpected entry 'omniglot/images_background/"):
+  with pytest.raises(jd.OmniglotArchiveError,
+                     match=r"unexpected entry 'omniglot/images_background/"):
     jd.prepare_omniglot(tmp_path / "data", manual_dir=manual, config=_config())
 
 
@@ -228,3 +232,22 @@ def test_add_rotations():
   assert r.shape == (8, 1, 2, 2, 1)
   np.testing.assert_array_equal(r[2, 0, ..., 0], [[1, 3], [0, 2]])  # class 0 rotated 90 degrees
   np.testing.assert_array_equal(r[5, 0, ..., 0], [[7, 6], [5, 4]])  # class 1 rotated 180
+
+
+def test_download_branch_without_network(tmp_path, monkeypatch):
+  """With download=True, missing archives go through TFDS's download manager (mocked here)."""
+  local = tmp_path / "upstream"
+  jd.write_fake_omniglot(local, CHARS)
+  requested = []
+
+  def fake_download(self, url_or_urls):
+    del self
+    requested.append(dict(url_or_urls))
+    return {root: local / url.rsplit("/", 1)[1] for root, url in url_or_urls.items()}
+
+  monkeypatch.setattr(tfds.download.DownloadManager, "download", fake_download)
+  builder = jd.prepare_omniglot(tmp_path / "data", download=True, config=_config())
+  assert requested == [{
+      BG: "https://github.com/brendenlake/omniglot/raw/master/python/images_background.zip",
+      EV: "https://github.com/brendenlake/omniglot/raw/master/python/images_evaluation.zip"}]
+  assert len(builder.as_data_source(split="train")) == 15

@@ -18,8 +18,8 @@ def _classes():
   # Every pixel of example e of class c holds the code 100 * c + e, so each
   # sampled image tells which class and example it came from.
   codes = 100 * np.arange(NUM_CLASSES)[:, None] + np.arange(PER_CLASS)[None, :]
-  return jnp.asarray(np.broadcast_to(codes[:, :, None, None, None], (NUM_CLASSES, PER_CLASS, 2, 3, 1)),
-                     dtype=jnp.float32)
+  images = np.broadcast_to(codes[:, :, None, None, None], (NUM_CLASSES, PER_CLASS, 2, 3, 1))
+  return jnp.asarray(images, dtype=jnp.float32)
 
 
 def _decode(x):

@@ -118,7 +118,8 @@ def _read_all(source: Any, chunk: int = 1024) -> list[dict[str, Any]]:
 
 
 def read_split(builder: Any, split: str, *, image_size: Optional[int | tuple[int, int]] = None,
-               features: Sequence[str] = (), cache_dir: Optional[str] = None) -> dict[str, np.ndarray]:
+               features: Sequence[str] = (),
+               cache_dir: Optional[str] = None) -> dict[str, np.ndarray]:
   """Reads a prepared split into numpy arrays, through an ``.npz`` cache.
 
   Args:

@@ -111,7 +111,8 @@ def scan_archive(
     if name.endswith("/") or parts[0] == "__MACOSX" or parts[-1].startswith("."):
       continue  # folders and macOS metadata
     if len(parts) != 4 or parts[0] != root:
-      raise _error(path, f"unexpected entry {name!r}; expected the layout {_LAYOUT} with <root> = {root}")
+      raise _error(path, f"unexpected entry {name!r}; expected the layout {_LAYOUT} "
+                   f"with <root> = {root}")
     _, alphabet, character, filename = parts
     char_match, image_match = _CHARACTER.match(character), _IMAGE.match(filename)
     if not char_match or not image_match:
@@ -138,7 +139,8 @@ def scan_archive(
   return entries
 
 
-def read_images(path: str | os.PathLike[str], entries: list[Entry]) -> Iterator[tuple[Entry, np.ndarray]]:
+def read_images(path: str | os.PathLike[str],
+                entries: list[Entry]) -> Iterator[tuple[Entry, np.ndarray]]:
   """Decodes the images of an archive as grayscale arrays.
 
   Args:

@@ -127,15 +127,17 @@ class OmniglotBuilder(tfds.core.GeneratorBasedBuilder):
     names: dict[int, str] = {}
     for root, es in entries.items():
       for e in es:
-        if names.setdefault(e.label, f"{e.alphabet}/{e.character}") != f"{e.alphabet}/{e.character}":
+        name = f"{e.alphabet}/{e.character}"
+        if names.setdefault(e.label, name) != name:
           raise archive.OmniglotArchiveError(
               f"Omniglot archive {paths[root]}: character ID {e.label + 1} is used by both "
-              f"{names[e.label]} and {e.alphabet}/{e.character}")
+              f"{names[e.label]} and {name}")
     if sorted(names) != list(range(len(names))):
       raise archive.OmniglotArchiveError(
           f"Omniglot archives {', '.join(paths.values())}: character IDs are not 1..{len(names)}")
     self.info.features["label"].names = [names[i] for i in range(len(names))]
-    self.info.features["alphabet"].names = sorted({e.alphabet for es in entries.values() for e in es})
+    alphabets = {e.alphabet for es in entries.values() for e in es}
+    self.info.features["alphabet"].names = sorted(alphabets)
 
     split_of = {archive.BACKGROUND: "train", archive.EVALUATION: "test"}
     return {split_of.get(r, r): self._generate_examples(paths[r], entries[r]) for r in paths}
