@@ -4,6 +4,7 @@ from jmeta import algorithms
 from jmeta import models
 from jmeta import tasks
 from jmeta._base import AdaptResult
+from jmeta._fit import fit
 from jmeta._base import MetaLearner
 from jmeta._base import Task
 from jmeta._inner import inner_loop
@@ -45,6 +46,7 @@ __all__ = (
     "binary_cross_entropy_loss",
     "cross_entropy_loss",
     "evaluate",
+    "fit",
     "fomaml",
     "from_linen",
     "from_nnx",

@@ -1,0 +1,76 @@
+"""A meta-training loop: many meta-steps per compiled call, sampling tasks on device."""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator, Optional
+
+import jax
+import jax.numpy as jnp
+
+from jmeta._base import Task
+from jmeta._meta_step import MetaState, MetaStep
+
+
+def fit(
+    step: MetaStep,
+    state: MetaState,
+    sample_tasks: Callable[[jax.Array, int], Task],
+    *,
+    key: jax.Array,
+    iterations: int,
+    meta_batch: int,
+    log_every: int = 100,
+    on_nonfinite: str = "skip",
+) -> Iterator[tuple[MetaState, dict[str, float]]]:
+  """Meta-trains, yielding the state and mean metrics every ``log_every`` steps.
+
+  Each block of ``log_every`` meta-steps is one compiled ``lax.scan`` in which
+  the task batch of meta-step ``i`` is drawn on device as
+  ``sample_tasks(fold_in(key, i), meta_batch)``: no host round trip per step.
+  The same key gives the same run.
+
+  Args:
+    step: a ``MetaStep`` from ``make_meta_step``.
+    state: the initial ``MetaState``.
+    sample_tasks: ``sample_tasks(key, n) -> Task`` batch.
+    key: PRNG key of the task stream.
+    iterations: total number of meta-steps.
+    meta_batch: tasks per meta-step.
+    log_every: meta-steps per compiled block (and per yielded record).
+    on_nonfinite: ``"skip"`` (the meta-step's guard skips non-finite updates
+      and the record counts them) or ``"raise"`` (``FloatingPointError`` as soon
+      as a block saw a non-finite meta-step).
+
+  Yields:
+    ``(state, record)`` where ``record`` holds ``step`` and the means over the
+    block of every metric, plus ``nonfinite`` (non-finite steps in the block).
+  """
+  if iterations < 0 or log_every < 1 or meta_batch < 1:
+    raise ValueError(
+        f"need iterations >= 0, log_every >= 1, meta_batch >= 1; got {iterations},"
+        f" {log_every}, {meta_batch}.")
+  if on_nonfinite not in ("skip", "raise"):
+    raise ValueError(f"on_nonfinite must be 'skip' or 'raise'; got {on_nonfinite!r}.")
+
+  def block(state, start, length):
+    def body(s, i):
+      tasks = sample_tasks(jax.random.fold_in(key, i), meta_batch)
+      return step.step_fn(s, tasks)
+    state, metrics = jax.lax.scan(body, state, start + jnp.arange(length))
+    means = {k: jnp.mean(v) for k, v in metrics.items() if k not in ("finite", "skipped")}
+    means["nonfinite"] = jnp.sum(1.0 - metrics["finite"])
+    return state, means
+
+  compiled = jax.jit(block, static_argnums=2)
+  done = 0
+  while done < iterations:
+    length = min(log_every, iterations - done)
+    state, means = compiled(state, jnp.asarray(done, jnp.int32), length)
+    done += length
+    record = {k: float(v) for k, v in means.items()}
+    record["step"] = done
+    if on_nonfinite == "raise" and record["nonfinite"] > 0:
+      raise FloatingPointError(
+          f"{int(record['nonfinite'])} non-finite meta-step(s) between steps {done - length}"
+          f" and {done}; mean query_loss {record['query_loss']}. Those updates were skipped.")
+    yield state, record

@@ -1,0 +1,56 @@
+"""The ``jmeta`` command line."""
+
+import json
+
+import numpy as np
+import pytest
+
+from jmeta import cli
+
+
+def test_train_writes_metrics_results_and_plot(tmp_path, capsys):
+  out = tmp_path / "run"
+  code = cli.main(["train", "--iterations", "40", "--log-every", "20", "--meta-batch", "4",
+                   "--eval-tasks", "20", "--eval-steps", "0,1,10", "--out", str(out),
+                   "--no-progress", "--seed", "3"])
+  assert code == 0
+  lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+  assert [l["step"] for l in lines] == [20, 40]
+  assert all(np.isfinite(l["query_loss"]) and l["nonfinite"] == 0 for l in lines)
+  results = json.loads((out / "results.json").read_text())
+  assert results["config"]["algo"] == "maml" and results["config"]["shots"] == 10
+  table = results["meta_test"]
+  assert set(table) == {"0", "1", "10"}
+  assert table["10"]["support_loss"]["mean"] < table["0"]["support_loss"]["mean"]
+  assert table["0"]["query_loss"]["ci95"] > 0
+  assert (out / "adaptation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  printed = capsys.readouterr().out
+  assert "meta-test on 20 held-out tasks" in printed
+  assert f"{table['1']['query_loss']['mean']:.4f}" in printed
+
+
+def test_train_is_deterministic(tmp_path):
+  args = ["train", "--iterations", "10", "--log-every", "10", "--meta-batch", "2", "--eval-tasks", "4",
+          "--eval-steps", "1", "--no-progress", "--algo", "reptile", "--task", "linear"]
+  cli.main(args + ["--out", str(tmp_path / "a")])
+  cli.main(args + ["--out", str(tmp_path / "b")])
+  a = json.loads((tmp_path / "a" / "results.json").read_text())["meta_test"]
+  b = json.loads((tmp_path / "b" / "results.json").read_text())["meta_test"]
+  assert a == b
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--algo", "mamal"], "invalid choice: 'mamal'"),
+    (["train", "--shots", "0"], "expected a positive integer, got 0"),
+    (["train", "--inner-lr", "-1"], "expected a positive number"),
+    (["train", "--eval-steps", "1,x"], "comma-separated integers"),
+    (["train", "--algo", "meta-sgd", "--inner-opt", "adam", "--iterations", "0"], "--inner-opt must be sgd"),
+    ([], "required"),
+])
+def test_bad_options_exit_2_with_a_message(argv, message, capsys, tmp_path):
+  if argv and "--iterations" in argv:
+    argv = argv + ["--out", str(tmp_path / "x")]
+  with pytest.raises(SystemExit) as e:
+    cli.main(argv)
+  assert e.value.code == 2
+  assert message in capsys.readouterr().err

@@ -1,0 +1,172 @@
+"""The meta-step: every learner through one conformance battery, the NaN guard, bad input."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jmeta
+from testing_utils import first_task, sinusoid_batch, tiny_mlp
+
+LEARNERS = {
+    "maml": lambda loss: jmeta.maml(loss, optax.sgd(0.05), steps=2),
+    "fomaml": lambda loss: jmeta.fomaml(loss, optax.sgd(0.05), steps=2),
+    "meta_sgd": lambda loss: jmeta.meta_sgd(loss, steps=1, init_lr=0.05),
+    "anil": lambda loss: jmeta.anil(loss, optax.sgd(0.05), steps=2,
+                                    adapt=lambda p: jmeta.path_mask(p, "head")),
+    "reptile": lambda loss: jmeta.reptile(loss, optax.sgd(0.05), steps=3),
+    "maml_adam": lambda loss: jmeta.maml(loss, optax.adam(0.01), steps=2),
+}
+
+
+class TraceCounter:
+  def __init__(self, fn):
+    self.fn, self.count = fn, 0
+
+  def __call__(self, *args):
+    self.count += 1
+    return self.fn(*args)
+
+
+@pytest.mark.parametrize("name", sorted(LEARNERS))
+def test_conformance(name):
+  params, apply = tiny_mlp()
+  loss = TraceCounter(jmeta.mse_loss(apply))
+  learner = LEARNERS[name](loss)
+  step = jmeta.make_meta_step(learner, optax.adam(1e-2))
+  tasks = sinusoid_batch(n=4)
+  s0 = step.init(jax.random.key(0), params)
+
+  # jit equals no jit
+  s_jit, m_jit = step.update(s0, tasks)
+  s_eager, m_eager = jax.disable_jit()(step.step_fn)(s0, tasks)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12),
+               (s_jit, m_jit), (s_eager, m_eager))
+
+  # a second call does not retrace / recompile
+  traced = loss.count
+  s2, m2 = step.update(s_jit, sinusoid_batch(n=4, seed=1))
+  assert loss.count == traced
+
+  # stable state structure, shapes and dtypes
+  assert jax.tree.structure(s2) == jax.tree.structure(s0)
+  for a, b in zip(jax.tree.leaves(s2), jax.tree.leaves(s0)):
+    assert a.shape == b.shape and a.dtype == b.dtype
+  assert int(s2.step) == 2 and int(s2.skipped) == 0
+
+  # finite, and the parameters moved
+  assert all(np.isfinite(float(v)) for v in m2.values())
+  assert m2["finite"] == 1.0 and m2["grad_norm"] > 0
+  assert any(float(jnp.max(jnp.abs(a - b))) > 0
+             for a, b in zip(jax.tree.leaves(s2.meta_params), jax.tree.leaves(s0.meta_params)))
+
+  # vmap over tasks equals a Python loop over tasks
+  directions = [learner.task_grad(s0.meta_params, jax.tree.map(lambda v: v[i], tasks))[0]
+                for i in range(4)]
+  loop_mean = jax.tree.map(lambda *g: sum(g) / 4, *directions)
+  vmapped, _ = jmeta.mean_over_tasks(lambda t: learner.task_grad(s0.meta_params, t), tasks)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12), vmapped, loop_mean)
+
+  # same seed, same numbers
+  s_again, m_again = step.update(step.init(jax.random.key(0), params), tasks)
+  jax.tree.map(np.testing.assert_array_equal, (s_again, m_again), (s_jit, m_jit))
+
+
+@pytest.mark.parametrize("mode,chunk", [("scan", None), ("chunked", 2)])
+def test_task_map_modes_agree_with_vmap(mode, chunk):
+  params, apply = tiny_mlp()
+  learner = jmeta.maml(jmeta.mse_loss(apply), optax.sgd(0.05), steps=2)
+  tasks = sinusoid_batch(n=4)
+  s0 = jmeta.make_meta_step(learner, optax.sgd(0.1)).init(jax.random.key(0), params)
+  a, ma = jmeta.make_meta_step(learner, optax.sgd(0.1)).update(s0, tasks)
+  b, mb = jmeta.make_meta_step(learner, optax.sgd(0.1), task_map=mode, chunk_size=chunk).update(s0, tasks)
+  jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-13), (a, ma), (b, mb))
+
+
+def test_clip_norm_clips_the_meta_gradient():
+  params, apply = tiny_mlp()
+  learner = jmeta.maml(jmeta.mse_loss(apply), optax.sgd(0.05), steps=1)
+  tasks = sinusoid_batch(n=4)
+  plain = jmeta.make_meta_step(learner, optax.sgd(1.0))
+  clipped = jmeta.make_meta_step(learner, optax.sgd(1.0), clip_norm=1e-3)
+  s0 = plain.init(jax.random.key(0), params)
+  s1, m = clipped.update(s0, tasks)
+  moved = jnp.sqrt(sum(jnp.sum((a - b) ** 2) for a, b in zip(jax.tree.leaves(s1.meta_params),
+                                                             jax.tree.leaves(s0.meta_params))))
+  assert m["grad_norm"] > 1e-2
+  np.testing.assert_allclose(moved, 1e-3, rtol=1e-6)
+
+
+def _nan_tasks():
+  tasks = sinusoid_batch(n=4)
+  return tasks._replace(query_y=tasks.query_y.at[1, 0, 0].set(jnp.nan))
+
+
+def test_nonfinite_meta_loss_is_skipped_and_reported():
+  params, apply = tiny_mlp()
+  step = jmeta.make_meta_step(jmeta.maml(jmeta.mse_loss(apply), optax.sgd(0.05)), optax.adam(1e-2))
+  s0 = step.init(jax.random.key(0), params)
+  s1, m = step.update(s0, _nan_tasks())
+  assert m["finite"] == 0.0 and int(s1.skipped) == 1 and int(s1.step) == 1
+  jax.tree.map(np.testing.assert_array_equal, (s1.meta_params, s1.opt_state), (s0.meta_params, s0.opt_state))
+  s2, m2 = step.update(s1, sinusoid_batch(n=4))
+  assert m2["finite"] == 1.0 and int(s2.skipped) == 1
+
+
+def test_nonfinite_meta_loss_raises_when_asked():
+  params, apply = tiny_mlp()
+  step = jmeta.make_meta_step(jmeta.maml(jmeta.mse_loss(apply)), optax.adam(1e-2), on_nonfinite="raise")
+  with pytest.raises(FloatingPointError, match="non-finite meta-step 0"):
+    step.update(step.init(jax.random.key(0), params), _nan_tasks())
+
+
+def test_bad_input_raises_clear_errors():
+  params, apply = tiny_mlp()
+  loss = jmeta.mse_loss(apply)
+  step = jmeta.make_meta_step(jmeta.maml(loss), optax.sgd(0.1))
+  state = step.init(jax.random.key(0), params)
+  tasks = sinusoid_batch(n=2)
+  with pytest.raises(ValueError, match="support and query features differ"):
+    step.update(state, tasks._replace(query_x=jnp.zeros((2, 5, 3)), query_y=jnp.zeros((2, 5, 1))))
+  with pytest.raises(ValueError, match="empty"):
+    step.update(state, jax.tree.map(lambda v: v[:0], tasks))
+  with pytest.raises(ValueError, match="leading"):
+    step.update(state, tasks._replace(query_y=tasks.query_y[:1]))
+  with pytest.raises(TypeError, match="jmeta.Task"):
+    step.update(state, tuple(tasks))
+  with pytest.raises(ValueError, match="steps must be a non-negative int"):
+    jmeta.maml(loss, steps=-1)
+  with pytest.raises(ValueError, match="mask selects no parameter"):
+    jmeta.anil(loss, adapt=lambda p: jax.tree.map(lambda _: False, p)).adapt(
+        params, tasks.support_x[0], tasks.support_y[0])
+  with pytest.raises(TypeError, match="inner_opt must be an optax"):
+    jmeta.maml(loss, inner_opt=0.01)
+  with pytest.raises(ValueError, match="task_map must be one of"):
+    jmeta.make_meta_step(jmeta.maml(loss), optax.sgd(0.1), task_map="pmap")
+  with pytest.raises(ValueError, match="chunk_size=3 must divide"):
+    jmeta.make_meta_step(jmeta.maml(loss), optax.sgd(0.1), task_map="chunked", chunk_size=3).update(state, tasks)
+  with pytest.raises(ValueError, match="on_nonfinite"):
+    jmeta.make_meta_step(jmeta.maml(loss), optax.sgd(0.1), on_nonfinite="ignore")
+
+
+def test_flax_nnx_adapter():
+  from flax import nnx
+
+  class Net(nnx.Module):
+    def __init__(self, rngs):
+      self.l1 = nnx.Linear(1, 8, rngs=rngs, param_dtype=jnp.float64)
+      self.l2 = nnx.Linear(8, 1, rngs=rngs, param_dtype=jnp.float64)
+
+    def __call__(self, x):
+      return self.l2(jax.nn.relu(self.l1(x)))
+
+  net = Net(nnx.Rngs(0))
+  params, apply = jmeta.from_nnx(net)
+  task = first_task(sinusoid_batch())
+  np.testing.assert_allclose(apply(params, task.support_x), net(task.support_x), rtol=1e-12)
+  learner = jmeta.maml(jmeta.mse_loss(apply), optax.sgd(0.05), steps=2)
+  step = jmeta.make_meta_step(learner, optax.sgd(0.1))
+  s, m = step.update(step.init(jax.random.key(0), params), sinusoid_batch())
+  assert m["query_loss"] < m["query_loss_before"] or m["grad_norm"] > 0
+  assert jax.tree.structure(s.meta_params) == jax.tree.structure(params)
