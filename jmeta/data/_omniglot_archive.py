@@ -22,8 +22,8 @@ from PIL import Image
 BACKGROUND = "images_background"
 EVALUATION = "images_evaluation"
 IMAGE_SIZE = 105
-_URL = "https://github.com/brendenlake/omniglot/raw/master/python/"
-URLS = {BACKGROUND: _URL + BACKGROUND + ".zip", EVALUATION: _URL + EVALUATION + ".zip"}
+BASE_URL = "https://github.com/brendenlake/omniglot/raw/master/python/"
+URLS = {r: BASE_URL + r + ".zip" for r in (BACKGROUND, EVALUATION)}
 
 _CHARACTER = re.compile(r"character(\d+)$")
 _IMAGE = re.compile(r"(\d+)_(\d+)\.png$")

@@ -69,7 +69,7 @@ class OmniglotBuilder(tfds.core.GeneratorBasedBuilder):
   BUILDER_CONFIGS = [OmniglotConfig(name="full", description="The whole Omniglot dataset.")]
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
       "Place images_background.zip and images_evaluation.zip (from "
-      f"{archive._URL}) in the manual directory.")  # pylint: disable=protected-access
+      f"{archive.BASE_URL}) in the manual directory.")
   name = NAME
 
   def __init__(self, *, allow_download: bool = False, **kwargs):
@@ -113,7 +113,8 @@ class OmniglotBuilder(tfds.core.GeneratorBasedBuilder):
       raise FileNotFoundError(
           f"Omniglot archive(s) {', '.join(r + '.zip' for r in missing)} not found in "
           f"manual_dir {manual_dir}; expected {', '.join(r + '.zip' for r in roots)} there "
-          f"(from {archive._URL}), or allow_download=True.")  # pylint: disable=protected-access
+          f"(from {archive.BASE_URL}), or pass download=True (allow_download=True for "
+          "OmniglotBuilder) to fetch them.")
     if missing:
       downloaded = dl_manager.download({r: archive.URLS[r] for r in missing})
       paths.update({r: os.fspath(p) for r, p in downloaded.items()})
