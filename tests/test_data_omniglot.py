@@ -63,13 +63,12 @@ def test_counts_labels_alphabets(prepared):
 
 
 def test_pixels_match_the_archive(prepared):
-  root, _, builder = prepared
+  _, _, builder = prepared
   source = builder.as_data_source(split="test")
   record = next(source[i] for i in range(len(source)) if source[i]["label"] == 6
                 and source[i]["drawer"] == 2)
-  expected = np.asarray(_testing.fake_png_array(7 * 100 + 1))  # ID 7, drawer index 1
+  expected = _testing.fake_png_array(7 * 100 + 1)  # ID 7, drawer 02 (seed ID * 100 + index)
   np.testing.assert_array_equal(record["image"][..., 0], expected)
-  del root
 
 
 def test_preparing_again_reuses(prepared):
