@@ -153,3 +153,15 @@ def test_reptile_update_equals_hand_computation():
     mean_phi = sum(a[k] for a in adapted) / 3
     want = p0[k] + eps * (mean_phi - p0[k])
     np.testing.assert_allclose(state.meta_params[k], want, rtol=1e-10)
+
+
+def test_program_size_does_not_grow_with_inner_steps():
+  params, apply = tiny_mlp()
+  task = first_task(sinusoid_batch())
+
+  def size(steps):
+    learner = jmeta.maml(jmeta.mse_loss(apply), optax.sgd(0.05), steps=steps)
+    grad = jax.grad(lambda p: learner.task_loss(p, task)[0])
+    return len(str(jax.make_jaxpr(grad)(params)).splitlines())
+
+  assert size(2) == size(50) == size(1000)
