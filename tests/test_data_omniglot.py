@@ -231,6 +231,8 @@ def test_add_rotations():
   assert r.shape == (8, 1, 2, 2, 1)
   np.testing.assert_array_equal(r[2, 0, ..., 0], [[1, 3], [0, 2]])  # class 0 rotated 90 degrees
   np.testing.assert_array_equal(r[5, 0, ..., 0], [[7, 6], [5, 4]])  # class 1 rotated 180
+  with pytest.raises(ValueError, match=r"H == W, got shape \(2, 1, 2, 3, 1\)"):
+    jd.add_rotations(np.zeros((2, 1, 2, 3, 1)))
 
 
 def test_download_branch_without_network(tmp_path, monkeypatch):

@@ -97,6 +97,12 @@ def test_jit_and_vmap():
   jax.tree.map(np.testing.assert_array_equal, batched, jitted)  # same keys, same episodes
 
 
+def test_numpy_input():
+  task = sample_episodes(jax.random.key(3), np.asarray(_classes()), ways=5, shots=2, queries=3,
+                         batch=16)
+  jax.tree.map(np.testing.assert_array_equal, task, _sample(jax.random.key(3)))
+
+
 def test_whole_class_when_shots_plus_queries_fill_it():
   task = sample_episode(jax.random.key(6), _classes(), ways=NUM_CLASSES, shots=3, queries=4)
   cls, ex = _decode(jnp.concatenate([task.support_x, task.query_x]))

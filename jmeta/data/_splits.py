@@ -94,5 +94,11 @@ def add_rotations(images: np.ndarray) -> np.ndarray:
 
   Returns:
     Shape ``(4 * C, E, H, W, ch)``.
+
+  Raises:
+    ValueError: ``images`` is not 5-d with square images.
   """
+  if np.ndim(images) != 5 or images.shape[2] != images.shape[3]:
+    raise ValueError(f"rotations need images of shape (C, E, H, W, ch) with H == W, got shape "
+                     f"{np.shape(images)}")
   return np.concatenate([np.rot90(images, k, axes=(2, 3)) for k in range(4)])
