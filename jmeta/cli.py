@@ -8,6 +8,14 @@ import time
 from typing import Optional, Sequence
 
 ALGOS = ("maml", "fomaml", "meta-sgd", "anil", "reptile")
+FEWSHOT_ONLY = ("maml++", "protonet", "matching", "r2d2")  # --dataset omniglot
+# Defaults that differ between the synthetic families and --dataset omniglot.
+DEFAULTS = {
+    None: {"shots": 10, "inner_lr": 0.01, "meta_batch": 25, "iterations": 20000,
+           "eval_steps": (0, 1, 5, 10), "log_every": 500},
+    "omniglot": {"shots": 1, "inner_lr": None, "meta_batch": 32, "iterations": 60000,
+                 "eval_steps": None, "log_every": 100},
+}
 TASKS = ("sinusoid", "linear", "logistic")
 
 
@@ -61,27 +69,65 @@ def build_parser() -> argparse.ArgumentParser:
       "train", help="meta-train a learner, then meta-test it",
       description="Meta-trains a learner and meta-tests it on held-out tasks. With no"
       " arguments: MAML on 10-shot sinusoid regression (Finn et al. 2017).")
-  train.add_argument("--algo", choices=ALGOS, default="maml", help="meta-learner (default: maml)")
+  train.add_argument("--algo", choices=ALGOS + FEWSHOT_ONLY, default="maml",
+                     help="meta-learner (default: maml); maml++, protonet, matching, r2d2 need"
+                     " --dataset omniglot")
   train.add_argument("--task", choices=TASKS, default="sinusoid", help="synthetic task family")
-  train.add_argument("--shots", type=_positive_int, default=10, help="support examples per task")
+  train.add_argument("--shots", type=_positive_int, default=None,
+                     help="support examples per task (per class with --dataset; default 10, 1)")
   train.add_argument("--queries", type=_positive_int, default=None,
                      help="query examples per training task (default: = shots)")
   train.add_argument("--inner-steps", type=_non_negative_int, default=None,
                      help="inner adaptation steps (default 1; 5 for reptile)")
-  train.add_argument("--inner-lr", type=_positive_float, default=0.01, help="inner learning rate")
+  train.add_argument("--inner-lr", type=_positive_float, default=None,
+                     help="inner learning rate (default 0.01; Omniglot: 0.4 5-way, 0.1 20-way)")
   train.add_argument("--inner-opt", choices=("sgd", "adam"), default="sgd", help="inner optimizer")
-  train.add_argument("--meta-batch", type=_positive_int, default=25, help="tasks per meta-step")
-  train.add_argument("--meta-lr", type=_positive_float, default=1e-3, help="outer Adam learning rate")
-  train.add_argument("--iterations", type=_non_negative_int, default=20000, help="meta-steps")
+  train.add_argument("--meta-batch", type=_positive_int, default=None,
+                     help="tasks per meta-step (default 25; Omniglot 32)")
+  train.add_argument("--meta-lr", type=_positive_float, default=None,
+                     help="outer Adam learning rate (default 1e-3; reptile on Omniglot: SGD 1.0)")
+  train.add_argument("--iterations", type=_non_negative_int, default=None,
+                     help="meta-steps (default 20000; Omniglot 60000)")
   train.add_argument("--seed", type=int, default=0, help="random seed")
   train.add_argument("--first-order", action="store_true", help="drop second-order terms")
   train.add_argument("--clip-norm", type=_positive_float, default=None, help="clip meta-gradient norm")
   train.add_argument("--eval-tasks", type=_positive_int, default=1000, help="meta-test tasks")
   train.add_argument("--eval-queries", type=_positive_int, default=100,
                      help="query points per meta-test task")
-  train.add_argument("--eval-steps", type=_int_list, default=(0, 1, 5, 10),
-                     help="adaptation steps to meta-test, comma-separated")
-  train.add_argument("--log-every", type=_positive_int, default=500, help="meta-steps per log line")
+  train.add_argument("--eval-steps", type=_int_list, default=None,
+                     help="adaptation steps to meta-test, comma-separated (default 0,1,5,10;"
+                     " Omniglot: the training steps)")
+  train.add_argument("--log-every", type=_positive_int, default=None,
+                     help="meta-steps per log line (default 500; Omniglot 100)")
+  fewshot = train.add_argument_group("few-shot image classification (--dataset)")
+  fewshot.add_argument("--dataset", choices=("omniglot",), default=None,
+                       help="real few-shot data instead of a synthetic --task")
+  fewshot.add_argument("--data-dir", default=None,
+                       help="folder holding images_background.zip and images_evaluation.zip")
+  fewshot.add_argument("--tfds-dir", default=None,
+                       help="where the dataset is prepared (default --data-dir if writable, else"
+                       " ~/.cache/jmeta)")
+  fewshot.add_argument("--split", choices=("vinyals", "lake"), default="vinyals",
+                       help="class split (default vinyals; rotations are added as classes)")
+  fewshot.add_argument("--num-valid", type=_non_negative_int, default=None,
+                       help="validation characters (vinyals, default 100) or alphabets (lake, 5)")
+  fewshot.add_argument("--archive-check", choices=("counts", "layout"), default="counts",
+                       help="check the archives' image counts against the real dataset's, or"
+                       " their layout only (for subsets)")
+  fewshot.add_argument("--ways", type=_positive_int, default=5, help="classes per episode")
+  fewshot.add_argument("--time-budget", type=_positive_float, default=None,
+                       help="stop meta-training after this many seconds")
+  fewshot.add_argument("--val-every", type=_positive_int, default=500,
+                       help="meta-steps between validations (best meta-parameters are kept)")
+  fewshot.add_argument("--val-episodes", type=_non_negative_int, default=200,
+                       help="validation episodes (0: no validation)")
+  fewshot.add_argument("--eval-episodes", type=_positive_int, default=600,
+                       help="meta-test episodes (default 600)")
+  fewshot.add_argument("--hidden", type=_positive_int, default=64, help="conv filters")
+  fewshot.add_argument("--task-map", choices=("vmap", "scan", "chunked"), default="vmap",
+                       help="how the meta-step maps tasks")
+  fewshot.add_argument("--r2d2-init-scale", type=_positive_float, default=10.0,
+                       help="initial logit scale of r2d2")
   train.add_argument("--out", default=None, help="output folder (default runs/<timestamp>)")
   train.add_argument("--no-progress", action="store_true", help="no progress bar")
   return parser
@@ -94,8 +140,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   if args.out is None:
     args.out = f"runs/{time.strftime('%Y%m%d-%H%M%S')}"
   if args.command == "train":
-    from jmeta import _train_synthetic
+    for name, value in DEFAULTS[args.dataset].items():
+      if getattr(args, name) is None:
+        setattr(args, name, value)
+    from jmeta import _train_fewshot, _train_synthetic
     try:
+      if args.dataset is not None:
+        return _train_fewshot.run(args)
+      if args.algo in FEWSHOT_ONLY:
+        raise ValueError(f"--algo {args.algo} needs --dataset omniglot")
+      if args.meta_lr is None:
+        args.meta_lr = 1e-3
       return _train_synthetic.run(args)
     except (ValueError, TypeError, FileNotFoundError) as e:
       parser.exit(2, f"jmeta train: error: {e}\n")
