@@ -252,3 +252,10 @@ def test_download_branch_without_network(tmp_path, monkeypatch):
       BG: "https://github.com/brendenlake/omniglot/raw/master/python/images_background.zip",
       EV: "https://github.com/brendenlake/omniglot/raw/master/python/images_evaluation.zip"}]
   assert len(builder.as_data_source(split="train")) == 15
+
+
+def test_layout_only_config_accepts_any_counts(tmp_path):
+  jd.write_fake_omniglot(tmp_path / "manual", {BG: [1, 1], EV: [3]}, drawers=2)
+  config = jd.OmniglotConfig(name="layout_only", expected_counts={BG: None, EV: None})
+  builder = jd.prepare_omniglot(tmp_path / "data", manual_dir=tmp_path / "manual", config=config)
+  assert {k: len(v) for k, v in builder.as_data_source().items()} == {"train": 4, "test": 6}
