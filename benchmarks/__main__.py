@@ -1,0 +1,16 @@
+"""``python -m benchmarks run SUITE [--out DIR] [--quick]``.
+
+Suites: ``speed``, ``memory``, ``accuracy``, ``scaling``, ``all``. See
+``benchmarks/__init__.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+if __name__ == "__main__":
+  if len(sys.argv) > 1 and sys.argv[1] == "_worker":
+    from benchmarks._worker import main as _worker_main
+    sys.exit(_worker_main(sys.argv[2:]))
+  from benchmarks._cli import main
+  sys.exit(main(sys.argv[1:]))

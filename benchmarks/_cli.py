@@ -1,0 +1,74 @@
+"""The command line: ``python -m benchmarks run SUITE [--out DIR] [--quick]``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import sys
+import time
+
+from benchmarks import _harness, _machine, _report
+from benchmarks._suites import SUITES, Ctx
+
+
+def _now() -> str:
+  return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _log(msg: str) -> None:
+  print(msg, flush=True)
+
+
+def run_suite(name: str, out_dir: str, quick: bool, command: str) -> dict:
+  """Runs one suite and writes its results folder and ``latest_<name>.md``."""
+  started = _now()
+  load0 = _machine.load_average()
+  t = time.perf_counter()
+  ctx = Ctx(quick, out_dir, _log)
+  _log(f"# suite {name} -> {out_dir}")
+  body = SUITES[name](ctx)
+  machine = _machine.machine(_harness.TORCH_THREADS)
+  peak = body["data"].get("peak") if isinstance(body.get("data"), dict) else None
+  machine["jax_backend"] = _jax_backend()
+  machine["load_average_start"] = load0
+  if peak and peak.get("ok"):
+    machine["float32_matmul_peak_gflops"] = peak["flops_per_s"] / 1e9
+  run = {"suite": name, "started": started, "finished": _now(), "duration_s": time.perf_counter() - t,
+         "command": command, "quick": quick, "machine": machine,
+         "versions": _machine.versions(), "peers": ctx._peers or {}, **body}
+  paths = _report.write_run(run, out_dir)
+  _log(f"wrote {paths['json']}, {paths['markdown']}, {paths['latest']}")
+  return run
+
+
+def _jax_backend() -> str:
+  try:
+    import jax
+    return f"{jax.default_backend()} ({len(jax.devices())} device(s))"
+  except Exception as e:  # noqa: BLE001
+    return f"unavailable: {e}"
+
+
+def main(argv: list[str]) -> int:
+  p = argparse.ArgumentParser(prog="python -m benchmarks",
+                              description="jmeta against learn2learn, higher, TorchOpt and torch.func.")
+  sub = p.add_subparsers(dest="cmd", required=True)
+  r = sub.add_parser("run", help="run a suite")
+  r.add_argument("suite", choices=sorted(SUITES) + ["all"])
+  r.add_argument("--out", default=None, help="results folder (default benchmarks/results/<suite>-<timestamp>/)")
+  r.add_argument("--quick", action="store_true", help="small settings (minutes, not tens of minutes)")
+  args = p.parse_args(argv)
+  command = "python -m benchmarks " + " ".join(argv)
+  suites = list(SUITES) if args.suite == "all" else [args.suite]
+  for name in suites:
+    if args.out and len(suites) > 1:
+      out = os.path.join(args.out, name)
+    else:
+      out = args.out or _report.default_out_dir(name)
+    run_suite(name, out, args.quick, command)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv[1:]))

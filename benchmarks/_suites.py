@@ -1,0 +1,282 @@
+"""The suites: speed, memory, accuracy, scaling. Each returns a run dict for ``_report``."""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import math
+import os
+import subprocess
+import sys
+from typing import Any, Callable
+
+from benchmarks import _configs, _harness, _report, _stats
+from benchmarks.peers import PEERS
+
+Log = Callable[[str], None]
+
+# Targets of issue 8 (jmeta/peer meta-steps per second).
+SPEED_TARGETS = [("sinusoid-5step", "learn2learn", 30.0), ("sinusoid-5step", "torch.func", 5.0),
+                 ("sinusoid-1step", "learn2learn", 30.0), ("sinusoid-1step", "torch.func", 5.0),
+                 ("omniglot", "learn2learn", 2.0)]
+
+
+class Ctx:
+  """What a suite needs: quick flag, output folder, logger, peer status."""
+
+  def __init__(self, quick: bool, out_dir: str, log: Log):
+    self.quick, self.out_dir, self.log = quick, out_dir, log
+    self._peers = None
+    os.makedirs(out_dir, exist_ok=True)
+
+  @property
+  def peers(self) -> dict[str, str]:
+    if self._peers is None:
+      self._peers = _harness.peers_available()
+      for p, why in self._peers.items():
+        self.log(f"peer {p}: {'available' if not why else 'UNAVAILABLE: ' + why}")
+    return self._peers
+
+  def available_peers(self) -> list[str]:
+    return [p for p, why in self.peers.items() if not why]
+
+  def missing_rows(self, n_cols: int) -> list[list[Any]]:
+    return [[p, f"not run: {why}"] + ["-"] * (n_cols - 2) for p, why in self.peers.items() if why]
+
+
+def _sanitize(name: str) -> str:
+  return name.replace(".", "_").replace("/", "_")
+
+
+# --------------------------------------------------------------------------
+def speed(ctx: Ctx) -> dict:
+  q = ctx.quick
+  configs = [_configs.sinusoid_config(1), _configs.sinusoid_config(5),
+             _configs.omniglot_config(tasks=4 if q else 16)]
+  peers = ctx.available_peers()
+  sections, data, targets, ratios_all = [], {}, [], {}
+  peak = _harness.run_job({"kind": "peak", "n": 1024 if q else 2048, "reps": 5 if q else 10},
+                          timeout=600, log=ctx.log)
+  data["peak"] = peak
+  for cfg in configs:
+    ctx.log(f"== {cfg.name}")
+    grad_cfg = cfg.replace(tasks=min(cfg.tasks, 2)) if cfg.model == "conv" else cfg
+    grad = _harness.run_job({"kind": "grad", "config": grad_cfg.to_dict(), "peers": peers},
+                            timeout=1800, log=ctx.log)
+    impls = ["jmeta"] + (["jmeta-scan"] if cfg.model == "mlp" else []) + peers
+    sp = _harness.run_job({"kind": "speed", "config": cfg.to_dict(), "impls": impls,
+                           "rounds": 3 if q else 7, "round_s": 0.3 if q else 1.0,
+                           "budget_s": 60 if q else 300, "scan": 16},
+                          timeout=1800, log=ctx.log)
+    singles = {}
+    for name in impls:
+      singles[name] = _harness.run_job({"kind": "single", "config": cfg.to_dict(), "impl": name,
+                                        "steps": 2 if cfg.model == "conv" else 5},
+                                       timeout=900, log=ctx.log)
+    rows, ratios = _harness.speed_rows(sp, grad, singles)
+    rows += ctx.missing_rows(len(_harness.SPEED_HEADERS))
+    ratios_all[cfg.name] = ratios
+    jm = (sp.get("impls") or {}).get("jmeta", {}) if sp.get("ok") else {}
+    eff = ""
+    flops = jm.get("flops_per_step")
+    if flops and jm.get("rates") and peak.get("ok"):
+      achieved = flops * _stats.median(jm["rates"])
+      eff = (f"\n\nCompute efficiency (jmeta): XLA cost analysis {flops:.3g} FLOPs per meta-step x "
+             f"{_stats.median(jm['rates']):.4g} steps/s = {achieved / 1e9:.3g} GFLOP/s, "
+             f"{100 * achieved / peak['flops_per_s']:.2g}% of the measured float32 matmul peak "
+             f"({peak['flops_per_s'] / 1e9:.3g} GFLOP/s, {peak['n']}^2 matmul).")
+    elif not flops:
+      eff = "\n\nCompute efficiency: XLA cost analysis gave no FLOP count for this step."
+    notes = "; ".join(grad.get("notes", [])) if grad.get("ok") else ""
+    text = (f"Config: `{cfg.to_dict()}`. Same initial weights and task batches in every "
+            f"implementation; timed rounds interleave implementations (jmeta, peers, jmeta, ...) "
+            f"in one process; ratio = jmeta steps/s / peer steps/s paired by round. "
+            f"Gradient check on {grad_cfg.tasks} task(s). Import, first call and peak RSS "
+            f"from a separate fresh process per implementation. `jmeta-scan` runs 16 meta-steps "
+            f"per dispatch (`lax.scan` over `MetaStep.step_fn` inside one `jit`)."
+            + (f"\n\nGradient-check notes: {notes}." if notes else "") + eff)
+    fig = _report.bar_plot(os.path.join(ctx.out_dir, f"speed_{_sanitize(cfg.name)}.png"),
+                           [r[0] for r in rows if isinstance(r[1], str) and not r[1].startswith(("n/a", "not run"))],
+                           [_stats.median(sp["impls"][r[0]]["rates"]) for r in rows
+                            if isinstance(r[1], str) and not r[1].startswith(("n/a", "not run"))],
+                           f"MAML {cfg.name}: meta-steps/s (higher is better)", "meta-steps/s")
+    sections.append({"title": f"Speed: {cfg.name}", "text": text,
+                     "table": {"headers": _harness.SPEED_HEADERS, "rows": rows}, "figure": fig})
+    data[cfg.name] = {"grad": grad, "speed": sp, "singles": singles, "ratios": ratios}
+  for key, peer, goal in SPEED_TARGETS:
+    name = next((c for c in ratios_all if c.startswith(key)), None)
+    r = ratios_all.get(name, {}).get(peer) if name else None
+    v = _stats.target_verdict(r["median"] if r else None, goal)
+    targets.append({"name": f"{name or key}: jmeta vs {peer} meta-steps/s", "goal": f">= {goal:g}x",
+                    "measured": v["measured"],
+                    "measured_text": f"{v['measured']:.3g}x" if v["measured"] else "not measured",
+                    "met": v["met"], "by": f"{v['factor']:.2f} of target" if v["factor"] else "-"})
+  # Memory beside speed: jmeta's peak RSS against every peer's, per config.
+  for cfg in configs:
+    singles = data[cfg.name]["singles"]
+    j = singles.get("jmeta", {})
+    others = {p: s["peak_rss_mb"] for p, s in singles.items()
+              if not p.startswith("jmeta") and s.get("ok")}
+    if j.get("ok") and others:
+      worst = min(others.values())
+      targets.append({"name": f"{cfg.name}: jmeta peak RSS <= every peer's", "goal": "<= min peer",
+                      "measured": j["peak_rss_mb"],
+                      "measured_text": f"{j['peak_rss_mb']:.0f} MiB vs min peer {worst:.0f} MiB",
+                      "met": j["peak_rss_mb"] <= worst, "by": f"{j['peak_rss_mb'] / worst:.2f}x"})
+  return {"configs": [c.to_dict() for c in configs], "sections": sections,
+          "targets": targets, "data": data}
+
+
+# --------------------------------------------------------------------------
+def memory(ctx: Ctx) -> dict:
+  steps_list = [1, 10, 100] if ctx.quick else [1, 10, 100, 1000]
+  peers = ctx.available_peers()
+  impls = ["jmeta", "jmeta (remat)"] + peers
+  data: dict[str, dict] = {i: {} for i in impls}
+  for steps in steps_list:
+    cfg = _configs.sinusoid_config(steps)
+    for impl in impls:
+      c = cfg.replace(remat=True) if impl == "jmeta (remat)" else cfg
+      res = _harness.run_job({"kind": "single", "config": c.to_dict(),
+                              "impl": "jmeta" if impl.startswith("jmeta") else impl, "steps": 1},
+                             timeout=300 if ctx.quick else 900, log=ctx.log)
+      data[impl][steps] = res
+  headers = ["implementation"] + [f"{s} inner steps: peak RSS MiB (over import)" for s in steps_list] \
+      + [f"{steps_list[-1]} steps: s/meta-step"]
+  rows = []
+  for impl in impls:
+    row = [impl]
+    for s in steps_list:
+      r = data[impl][s]
+      row.append(f"{r['peak_rss_mb']:.0f} ({r['peak_over_import_mb']:.0f})" if r.get("ok")
+                 else f"failed: {r.get('error')}")
+    last = data[impl][steps_list[-1]]
+    row.append(last.get("steady_step_s") if last.get("ok") else None)
+    rows.append(row)
+  rows += ctx.missing_rows(len(headers))
+  series = {i: (steps_list, [data[i][s].get("peak_rss_mb") for s in steps_list]) for i in impls}
+  fig = _report.line_plot(os.path.join(ctx.out_dir, "memory_sinusoid.png"), series,
+                          "Peak RSS vs inner steps (sinusoid MAML, 25 tasks, second order)",
+                          "inner steps", "peak RSS (MiB)", logy=True)
+  fig = fig  # may be None when nothing ran
+  targets = []
+  for s in steps_list:
+    j = data["jmeta"][s]
+    others = {p: data[p][s]["peak_rss_mb"] for p in peers if data[p][s].get("ok")}
+    if j.get("ok") and others:
+      m = min(others.values())
+      targets.append({"name": f"sinusoid {s} inner steps: jmeta peak RSS <= every peer's",
+                      "goal": "<= min peer", "measured": j["peak_rss_mb"],
+                      "measured_text": f"{j['peak_rss_mb']:.0f} vs {m:.0f} MiB",
+                      "met": j["peak_rss_mb"] <= m, "by": f"{j['peak_rss_mb'] / m:.2f}x"})
+  text = ("Peak resident memory (`ru_maxrss`) of a fresh process per implementation and inner-step "
+          "count: import, build, one compiled/warm-up meta-step and one more. In brackets: the peak "
+          "minus the RSS right after importing the framework (what the meta-step itself costs). "
+          "The sinusoid MAML config (25 tasks, 10 shots, second order). `jmeta (remat)` is "
+          "`jmeta.maml(..., remat=True)` (a `jax.checkpoint` per inner step), the only memory "
+          "option jmeta has today.")
+  return {"configs": [_configs.sinusoid_config(s).to_dict() for s in steps_list],
+          "sections": [{"title": "Memory: peak RSS against inner steps", "text": text,
+                        "table": {"headers": headers, "rows": rows}, "figure": fig}],
+          "targets": targets, "data": data}
+
+
+# --------------------------------------------------------------------------
+ACCURACY_MODULES = ("benchmarks.sinusoid_table", "benchmarks.omniglot_table")
+
+
+def accuracy(ctx: Ctx) -> dict:
+  here = os.path.dirname(os.path.abspath(__file__))
+  found = {f"benchmarks.{os.path.basename(p)[:-3]}" for p in glob.glob(os.path.join(here, "*_table.py"))}
+  mods = list(dict.fromkeys(list(ACCURACY_MODULES) + sorted(found)))
+  rows, data, sections = [], {}, []
+  for mod in mods:
+    if importlib.util.find_spec(mod) is None:
+      rows.append([mod, "missing", "the module does not exist yet", "-"])
+      data[mod] = {"status": "missing"}
+      continue
+    cmd = [sys.executable, "-m", mod] + (["--quick"] if ctx.quick else [])
+    ctx.log(f"  [accuracy] {' '.join(cmd[1:])}")
+    try:
+      p = subprocess.run(cmd, cwd=_harness.REPO, capture_output=True, text=True,
+                         timeout=900 if ctx.quick else 3600,
+                         env=dict(os.environ, PYTHONPATH=_harness.REPO))
+      status = "ok" if p.returncode == 0 else f"exit {p.returncode}"
+      out = p.stdout.strip()
+      err = p.stderr.strip().splitlines()[-3:] if p.returncode else []
+    except subprocess.TimeoutExpired:
+      status, out, err = "timed out", "", []
+    rows.append([mod, status, " / ".join(err)[-300:] if err else "-", " ".join(cmd[1:])])
+    data[mod] = {"status": status, "stdout": out[-20000:]}
+    if out:
+      sections.append({"title": f"Output of `{mod}`", "text": out[-6000:]})
+  sections.insert(0, {"title": "Accuracy benchmarks",
+                      "text": "Each accuracy benchmark is its own module, run as "
+                              "`python -m <module>` (`--quick` passed on). A missing module is "
+                              "reported, not guessed.",
+                      "table": {"headers": ["module", "status", "error", "command"], "rows": rows}})
+  return {"configs": [], "sections": sections, "targets": [], "data": data}
+
+
+# --------------------------------------------------------------------------
+def scaling(ctx: Ctx) -> dict:
+  q = ctx.quick
+  sizes = [1, 4, 16, 64] if q else [1, 2, 4, 8, 16, 32, 64, 128, 256]
+  peers = [p for p in ctx.available_peers() if p in ("learn2learn", "torch.func")]
+  impls = ["jmeta"] + peers
+  data: dict[str, Any] = {"meta_batch": {}, "devices": {}}
+  for n in sizes:
+    cfg = _configs.sinusoid_config(5, tasks=n)
+    data["meta_batch"][n] = _harness.run_job(
+        {"kind": "speed", "config": cfg.to_dict(), "impls": impls, "rounds": 3,
+         "round_s": 0.2 if q else 0.5, "budget_s": 60, "n_batches": 2},
+        timeout=900, log=ctx.log)
+  rows = []
+  series = {}
+  for impl in impls:
+    ys = []
+    for n in sizes:
+      r = data["meta_batch"][n]
+      rates = ((r.get("impls") or {}).get(impl) or {}).get("rates") if r.get("ok") else None
+      ys.append(n * _stats.median(rates) if rates else None)
+    series[impl] = (sizes, ys)
+    rows.append([impl] + [f"{y:.4g}" if y else "n/a" for y in ys])
+  headers = ["implementation"] + [f"mb {n}: tasks/s" for n in sizes]
+  fig1 = _report.line_plot(os.path.join(ctx.out_dir, "scaling_meta_batch.png"), series,
+                           "Tasks/s vs meta-batch (sinusoid MAML, 5 inner steps)",
+                           "meta-batch (tasks per meta-step)", "tasks per second")
+  dev_counts = [1, 2, 4] if q else [1, 2, 4, 8]
+  mb = 64
+  for d in dev_counts:
+    cfg = _configs.sinusoid_config(5, tasks=mb)
+    data["devices"][d] = _harness.run_job(
+        {"kind": "devices", "config": cfg.to_dict(), "rounds": 3, "calls": 10 if q else 30},
+        timeout=600, env={"XLA_FLAGS": f"--xla_force_host_platform_device_count={d}"}, log=ctx.log)
+  drows, dys = [], []
+  for d in dev_counts:
+    r = data["devices"][d]
+    rate = _stats.median(r["rates"]) if r.get("ok") else None
+    dys.append(rate)
+    drows.append([d, r.get("devices") if r.get("ok") else f"failed: {r.get('error')}",
+                  rate, r.get("first_call_s")])
+  fig2 = _report.line_plot(os.path.join(ctx.out_dir, "scaling_devices.png"),
+                           {"jmeta": (dev_counts, dys)},
+                           f"jmeta meta-steps/s vs virtual CPU devices (meta-batch {mb})",
+                           "XLA host devices", "meta-steps/s", logy=False)
+  return {"configs": [_configs.sinusoid_config(5, tasks=n).to_dict() for n in sizes],
+          "sections": [
+              {"title": "Scaling: meta-batch", "text": "Sinusoid MAML (5 inner steps), tasks "
+               "processed per second as the meta-batch grows; implementations interleaved in one "
+               "process per size.", "table": {"headers": headers, "rows": rows}, "figure": fig1},
+              {"title": "Scaling: virtual devices", "text":
+               f"jmeta with the task batch (meta-batch {mb}) sharded over N XLA host devices "
+               "(`XLA_FLAGS=--xla_force_host_platform_device_count=N`, a fresh process each), "
+               "`jax.sharding.NamedSharding` on the task axis, the unchanged `make_meta_step`. "
+               "Virtual devices share this machine's cores, so this measures partitioning "
+               "overhead and correctness of sharded execution, not a speed-up.",
+               "table": {"headers": ["requested", "devices seen", "meta-steps/s", "first call s"],
+                         "rows": drows}, "figure": fig2}],
+          "targets": [], "data": data}
+
+
+SUITES = {"speed": speed, "memory": memory, "accuracy": accuracy, "scaling": scaling}

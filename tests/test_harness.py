@@ -1,0 +1,176 @@
+"""The benchmark harness's machinery (no timing; torch parts skip without torch)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from benchmarks import _configs, _harness, _report, _stats
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+# -- statistics on known numbers ---------------------------------------------
+
+def test_median_and_spread_known_numbers():
+  assert _stats.median([3.0, 1.0, 2.0]) == 2.0
+  assert _stats.median([4.0, 1.0, 3.0, 2.0]) == 2.5
+  s = _stats.spread([1.0, 2.0, 3.0, 4.0, 5.0])
+  assert (s["min"], s["max"], s["q1"], s["q3"], s["iqr"]) == (1.0, 5.0, 2.0, 4.0, 2.0)
+  with pytest.raises(ValueError):
+    _stats.median([])
+
+
+def test_paired_ratio_summary_known_numbers():
+  jmeta = [100.0, 120.0, 90.0, 110.0]
+  peer = [10.0, 10.0, 10.0, 11.0]
+  assert _stats.paired_ratios(jmeta, peer) == [10.0, 12.0, 9.0, 10.0]
+  r = _stats.ratio_summary(jmeta, peer)
+  assert r["median"] == 10.0 and r["min"] == 9.0 and r["max"] == 12.0 and r["n"] == 4
+  with pytest.raises(ValueError):
+    _stats.paired_ratios([1.0], [1.0, 2.0])
+
+
+def test_target_verdict():
+  v = _stats.target_verdict(45.0, 30.0)
+  assert v["met"] is True and v["factor"] == 1.5
+  assert _stats.target_verdict(2.0, 5.0)["met"] is False
+  assert _stats.target_verdict(None, 5.0)["met"] is None
+
+
+# -- the gradient gate ---------------------------------------------------------
+
+def test_max_rel_diff():
+  ref = {"w": np.array([1.0, -2.0]), "b": np.array([0.5])}
+  assert _stats.max_rel_diff(ref, ref) == 0.0
+  off = {"w": np.array([1.0, -2.0 + 2e-3]), "b": np.array([0.5])}
+  assert math.isclose(_stats.max_rel_diff(off, ref), 1e-3, rel_tol=1e-9)
+  assert _stats.max_rel_diff({"w": ref["w"]}, ref) == math.inf  # missing leaf
+  assert _stats.max_rel_diff({"w": np.array([np.nan, 0.0]), "b": ref["b"]}, ref) == math.inf
+  assert _stats.max_rel_diff(ref, {"w": np.array([np.nan, 0.0]), "b": ref["b"]}) == math.inf
+
+
+def test_gate_refuses_a_disagreeing_implementation():
+  ok, why = _stats.gradient_gate(1e-12)
+  assert ok and "agrees" in why
+  ok, why = _stats.gradient_gate(3e-2)
+  assert not ok and "disagrees" in why
+  assert not _stats.gradient_gate(math.inf)[0]
+  assert not _stats.gradient_gate(None)[0]
+
+
+def test_speed_rows_withhold_ratio_when_gradient_disagrees():
+  grad = {"ok": True, "dtype": "float64", "rtol": 1e-6,
+          "peers": {"good": {"rel_diff": 1e-14}, "bad": {"rel_diff": 0.1},
+                    "broken": {"error": "ImportError: nope"}}}
+  speed = {"ok": True, "impls": {"jmeta": {"rates": [100.0, 100.0, 100.0]},
+                                 "good": {"rates": [10.0, 20.0, 10.0]},
+                                 "bad": {"rates": [1.0, 1.0, 1.0]},
+                                 "broken": {"error": "ImportError: nope"}}}
+  rows, ratios = _harness.speed_rows(speed, grad, {})
+  by = {r[0]: r for r in rows}
+  assert set(ratios) == {"good"}
+  assert ratios["good"]["median"] == 10.0 and ratios["good"]["min"] == 5.0
+  assert by["good"][2].startswith("10x")
+  assert "withheld" in by["bad"][2] and "disagrees" in by["bad"][3]
+  assert "not measured" in by["broken"][2]
+
+
+# -- the report writer -----------------------------------------------------------
+
+def _fake_run():
+  return {
+      "suite": "speed", "started": "2026-01-01 00:00:00", "finished": "2026-01-01 00:01:00",
+      "command": "python -m benchmarks run speed --quick", "quick": True,
+      "machine": {"cpu_model": "Fake CPU", "cores": 2, "mem_total_gib": 1.0,
+                  "jax_backend": "cpu", "torch_threads": 2},
+      "versions": {"jax": "0.0", "torch": None},
+      "configs": [_configs.sinusoid_config(1).to_dict()],
+      "sections": [{"title": "Speed: fake", "text": "hello",
+                    "table": {"headers": ["impl", "steps/s"], "rows": [["jmeta", 12.5], ["learn2learn", None]]}}],
+      "targets": [{"name": "fake target", "goal": ">= 30x", "measured": 45.0, "met": True, "by": "1.50"}],
+      "data": {"anything": [1, 2, 3]},
+  }
+
+
+def test_report_writer(tmp_path):
+  run = _fake_run()
+  out = tmp_path / "results" / "speed-x"
+  paths = _report.write_run(run, str(out))
+  data = json.loads(open(paths["json"]).read())
+  for field in _report.REQUIRED:
+    assert field in data
+  md = open(paths["markdown"]).read()
+  assert "Fake CPU" in md and "| jmeta | 12.5 |" in md and "| learn2learn | - |" in md
+  assert "MET" in md and "torch not installed" in md
+  assert os.path.basename(paths["latest"]) == "latest_speed.md"
+  assert os.path.dirname(paths["latest"]) == str(tmp_path / "results")
+
+
+def test_report_writer_rejects_incomplete_runs(tmp_path):
+  run = _fake_run()
+  del run["machine"]
+  with pytest.raises(ValueError, match="machine"):
+    _report.write_run(run, str(tmp_path / "x"))
+
+
+def test_plots_and_figure_links(tmp_path):
+  pytest.importorskip("matplotlib")
+  fig = _report.bar_plot(str(tmp_path / "b.png"), ["jmeta", "peer"], [100.0, None], "t", "y")
+  assert fig == "b.png" and (tmp_path / "b.png").stat().st_size > 0
+  assert _report.bar_plot(str(tmp_path / "c.png"), ["a"], [None], "t", "y") is None
+  run = _fake_run()
+  run["sections"][0]["figure"] = fig
+  paths = _report.write_run(run, str(tmp_path / "r" / "speed-1"))
+  assert "(speed-1/b.png)" in open(paths["latest"]).read()
+  assert "(b.png)" in open(paths["markdown"]).read()
+
+
+# -- configs and the shared data -----------------------------------------------------
+
+def test_same_seed_same_data_and_weights():
+  cfg = _configs.omniglot_config(tasks=2)
+  a, b = _configs.make_batches(cfg, 1)[0], _configs.make_batches(cfg, 1)[0]
+  assert all(np.array_equal(x, y) for x, y in zip(a, b))
+  assert a[0].shape == (2, 5, 1, 28, 28) and a[2].shape == (2, 75, 1, 28, 28)
+  w = _configs.init_weights(cfg)
+  assert w["head.weight"].shape == (5, 64)
+  assert set(w) == set(_configs.param_shapes(cfg))
+
+
+def test_jax_side_weight_layout_roundtrip():
+  pytest.importorskip("jax")
+  from benchmarks._jax_side import _from_flax, _to_flax
+  for cfg in (_configs.sinusoid_config(1), _configs.omniglot_config(tasks=1)):
+    w = _configs.init_weights(cfg)
+    back = _from_flax(cfg, _to_flax(cfg, w, "float32"))
+    assert set(back) == set(w)
+    for k in w:
+      np.testing.assert_allclose(back[k], w[k], rtol=1e-6, atol=1e-7)
+
+
+def test_worker_failure_is_a_row_not_an_exception():
+  res = _harness.run_job({"kind": "no-such-job"}, timeout=120)
+  assert res["ok"] is False and "no-such-job" in res["error"]
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (bash benchmarks/install_peers.sh)")
+def test_torch_func_peer_passes_the_gate_float64():
+  jax = pytest.importorskip("jax")
+  from benchmarks._jax_side import JmetaImpl
+  from benchmarks.peers._maml import make_peer
+  cfg = _configs.sinusoid_config(1, tasks=2)
+  w, b = _configs.init_weights(cfg), _configs.make_batches(cfg, 1, dtype="float64")
+  with jax.enable_x64(True):
+    ref = JmetaImpl(cfg, w, b, "float64").meta_grad()
+  g = make_peer("torch.func", cfg, w, b, "float64").meta_grad()
+  rel = _stats.max_rel_diff(g, ref)
+  assert _stats.gradient_gate(rel)[0], rel
+  # A perturbed gradient (a different computation) is refused.
+  g["l1.weight"] = g["l1.weight"] * 1.01
+  assert not _stats.gradient_gate(_stats.max_rel_diff(g, ref))[0]
