@@ -29,6 +29,8 @@ from jmeta.models import path_mask
 from jmeta.tasks import TaskFamily
 from jmeta.tasks import linear_regression
 from jmeta.tasks import logistic_regression
+from jmeta.tasks import sample_episode
+from jmeta.tasks import sample_episodes
 from jmeta.tasks import sinusoid
 
 __version__ = "0.1.0"
@@ -62,6 +64,8 @@ __all__ = (
     "mse_loss",
     "path_mask",
     "reptile",
+    "sample_episode",
+    "sample_episodes",
     "sinusoid",
     "tasks",
 )
