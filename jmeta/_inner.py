@@ -78,7 +78,9 @@ def inner_loop(
   which case each inner gradient is wrapped in ``stop_gradient``.
 
   Optimizers that take extra arguments (``optax.GradientTransformationExtraArgs``,
-  e.g. a Newton-type step) receive ``value``, ``grad`` and ``value_fn``.
+  e.g. a Newton-type step) receive ``value``, ``grad`` and ``value_fn`` (the
+  loss of the adapted sub-tree), ``inputs`` and ``targets`` (``x``, ``y``) and
+  ``full_params`` (sub-tree -> all parameters, for ``jmeta.gauss_newton``).
 
   Args:
     loss_fn: ``loss_fn(params, x, y) -> loss`` or ``(loss, aux)``.
@@ -126,7 +128,8 @@ def inner_loop(
     if first_order:
       grads = jax.lax.stop_gradient(grads)
     updates, state = opt.update(
-        grads, state, sub, value=loss, grad=grads, value_fn=sub_loss)
+        grads, state, sub, value=loss, grad=grads, value_fn=sub_loss,
+        inputs=x, targets=y, full_params=merge)
     sub = optax.apply_updates(sub, updates)
     return (sub, state), loss
 
