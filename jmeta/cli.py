@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                        " their layout only (for subsets)")
   fewshot.add_argument("--ways", type=_positive_int, default=5, help="classes per episode")
   fewshot.add_argument("--time-budget", type=_positive_float, default=None,
-                       help="stop meta-training after this many seconds")
+                       help="stop meta-training after this many seconds (counted after the first"
+                       " compiled block of --log-every meta-steps)")
   fewshot.add_argument("--val-every", type=_positive_int, default=500,
                        help="meta-steps between validations (best meta-parameters are kept)")
   fewshot.add_argument("--val-episodes", type=_non_negative_int, default=200,
