@@ -5,7 +5,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from jax.test_util import check_grads
 
 import jmeta
 from jmeta._cg import cg, normal_cg
@@ -78,12 +77,24 @@ def test_custom_root_matches_finite_differences_and_the_unrolled_solver():
   objective = lambda a, bmat, c: jnp.sum(jnp.sin(solver(jnp.zeros(3), a, bmat, c)))
   unrolled = lambda a, bmat, c: jnp.sum(jnp.sin(_newton_solver(jnp.zeros(3), a, bmat, c)))
   args = _root_problem()
-  sol = solver(jnp.zeros(3), *args)
-  np.testing.assert_allclose(_optimality(sol, *args), jnp.zeros(3), atol=1e-12)
-  check_grads(jax.jit(objective), args, order=1, modes=["rev"], atol=1e-6, rtol=1e-6)
-  got = jax.jit(jax.grad(objective, argnums=(0, 1, 2)))(*args)
-  want = jax.jit(jax.grad(unrolled, argnums=(0, 1, 2)))(*args)
-  jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=1e-9, atol=1e-12), got, want)
+  v = jax.tree.map(lambda x: jnp.cos(jnp.arange(x.size, dtype=x.dtype) + 1.0).reshape(x.shape), args)
+  eps = 1e-5
+
+  @jax.jit
+  def run(args):
+    sol = solver(jnp.zeros(3), *args)
+    got = jax.grad(objective, argnums=(0, 1, 2))(*args)
+    want = jax.grad(unrolled, argnums=(0, 1, 2))(*args)
+    shifted = lambda c: objective(*jax.tree.map(lambda x, d: x + c * d, args, v))
+    fd = (shifted(eps) - shifted(-eps)) / (2 * eps)
+    return _optimality(sol, *args), got, want, fd
+
+  residual, got, want, fd = run(args)
+  np.testing.assert_allclose(residual, jnp.zeros(3), atol=1e-12)
+  jax.tree.map(lambda u, w: np.testing.assert_allclose(u, w, rtol=1e-9, atol=1e-12), got, want)
+  along = sum(jnp.vdot(g, d) for g, d in zip(got, v))
+  assert abs(float(along)) > 1e-2
+  np.testing.assert_allclose(along, fd, rtol=1e-7)
 
 
 def test_custom_root_normal_cg_for_a_nonsymmetric_jacobian():
@@ -103,9 +114,10 @@ def test_unconverged_solve_gives_nan_gradient_or_is_reported():
   objective = lambda policy: lambda a, bmat, c: jnp.sum(
       custom_root(_optimality, maxiter=1, tol=1e-8, on_failure=policy)(_newton_solver)(
           jnp.zeros(3), a, bmat, c))
-  nan_grad = jax.grad(objective("nan"))(*args)
-  rough = jax.grad(objective("ignore"))(*args)
-  exact = jax.grad(lambda *a: jnp.sum(_newton_solver(jnp.zeros(3), *a)))(*args)
+  exact_fn = lambda *a: jnp.sum(_newton_solver(jnp.zeros(3), *a))
+  nan_grad, rough, exact = jax.jit(lambda args: (
+      jax.grad(objective("nan"))(*args), jax.grad(objective("ignore"))(*args),
+      jax.grad(exact_fn)(*args)))(args)
   assert bool(jnp.isnan(nan_grad))
   assert bool(jnp.isfinite(rough)) and abs(float(rough - exact)) > 1e-6
   sol = _newton_solver(jnp.zeros(3), *args)
@@ -172,20 +184,20 @@ def test_imaml_unconverged_cg_is_reported_and_skipped():
   tasks = linear_batch(n=2)
   loss = jmeta.mse_loss(linear_apply)
   learner = imaml(loss, optax.sgd(0.05), steps=5, lam=0.01, cg_steps=1, cg_tol=1e-6)
-  step = jmeta.make_meta_step(learner, optax.sgd(0.1))
-  state = step.init(jax.random.key(0), linear_params())
-  new, m = step.update(state, tasks)
-  assert float(m["cg_residual"]) > 1e-6 and float(m["cg_iterations"]) == 1.0
-  assert m["finite"] == 0.0 and int(new.skipped) == 1
-  jax.tree.map(np.testing.assert_array_equal, new.meta_params, state.meta_params)
-  strict = jmeta.make_meta_step(learner, optax.sgd(0.1), on_nonfinite="raise")
-  with pytest.raises(FloatingPointError, match="non-finite"):
-    strict.update(state, tasks)
   # "ignore" uses the rough gradient but still reports the residual
   lenient = imaml(loss, optax.sgd(0.05), steps=5, lam=0.01, cg_steps=1, cg_tol=1e-6,
                   on_cg_failure="ignore")
-  _, m2 = jmeta.make_meta_step(lenient, optax.sgd(0.1)).update(state, tasks)
+  step = jmeta.make_meta_step(learner, optax.sgd(0.1))
+  lenient_step = jmeta.make_meta_step(lenient, optax.sgd(0.1))
+  state = step.init(jax.random.key(0), linear_params())
+  (new, m), (_, m2) = jax.jit(lambda s: (step.step_fn(s, tasks), lenient_step.step_fn(s, tasks)))(state)
+  assert float(m["cg_residual"]) > 1e-6 and float(m["cg_iterations"]) == 1.0
+  assert m["finite"] == 0.0 and int(new.skipped) == 1
+  jax.tree.map(np.testing.assert_array_equal, new.meta_params, state.meta_params)
   assert m2["finite"] == 1.0 and float(m2["cg_residual"]) > 1e-6
+  strict = jmeta.make_meta_step(learner, optax.sgd(0.1), on_nonfinite="raise")
+  with pytest.raises(FloatingPointError, match="non-finite"):
+    strict.update(state, tasks)
 
 
 def test_bad_configuration_raises_clear_errors():
