@@ -79,10 +79,11 @@ def test_adapt_equals_optax_loop_with_the_transform():
   adapted = jax.jit(lambda m: learner.adapt(m, task.support_x, task.support_y))(mp)
   tx, p = lopt.transform(op), linear_params()
   state, losses = tx.init(p), []
+  grad_fn, update = jax.jit(jax.value_and_grad(loss)), jax.jit(tx.update)
   for _ in range(4):
-    value, g = jax.value_and_grad(loss)(p, task.support_x, task.support_y)
+    value, g = grad_fn(p, task.support_x, task.support_y)
     losses.append(value)
-    u, state = tx.update(g, state, p)
+    u, state = update(g, state, p)
     p = optax.apply_updates(p, u)
   losses.append(loss(p, task.support_x, task.support_y))
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10), adapted.params, p)
@@ -102,21 +103,9 @@ def test_meta_gradient_passes_check_grads():
 def test_truncation_keeps_values_and_cuts_gradients():
   lopt, op = _opt_params()
   task = first_task(linear_batch(dim=2))
-  mp = {"params": linear_params(dim=2), "opt": op}
-  loss = jmeta.mse_loss(linear_apply)
-  full = learned_optimizer(loss, lopt, steps=4)
-  cut = learned_optimizer(loss, lopt, steps=4, truncation=2)
-  same = learned_optimizer(loss, lopt, steps=4, truncation=4)
-  (lf, _), gf = jax.value_and_grad(full.task_loss, has_aux=True)(mp, task)
-  (lc, _), gc = jax.value_and_grad(cut.task_loss, has_aux=True)(mp, task)
-  (_, _), gs = jax.value_and_grad(same.task_loss, has_aux=True)(mp, task)
-  np.testing.assert_allclose(lc, lf, rtol=1e-12)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14), gs, gf)
-  # The truncated gradient of mean(L1..L4) is (dL1 + dL3 + dL4) / 4 where the second
-  # segment starts from the (constant) parameters and state where the first ended
-  # (L0 and L2 are taken at constant points).
-  tx = lopt.transform
   x, y = task.support_x, task.support_y
+  loss = jmeta.mse_loss(linear_apply)
+  tx = lopt.transform
 
   def seg_loss(o, p, s, first):
     ls = []
@@ -127,12 +116,28 @@ def test_truncation_keeps_values_and_cuts_gradients():
       p = optax.apply_updates(p, u)
     return sum(ls[1:] if first else ls), (p, s)
 
-  (_, (p2, s2)), g1 = jax.value_and_grad(seg_loss, has_aux=True)(op, mp["params"], tx(op).init(mp["params"]), True)
-  (_, (p4, _)), g2 = jax.value_and_grad(seg_loss, has_aux=True)(op, p2, s2, False)
-  g_last = jax.grad(lambda o: loss(seg_loss(o, p2, s2, False)[1][0], x, y))(op)
-  manual = jax.tree.map(lambda a, b, c: (a + b + c) / 4, g1, g2, g_last)
-  del p4
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-13), gc["opt"], manual)
+  @jax.jit
+  def run(mp):
+    out = {}
+    for name, trunc in (("full", None), ("cut", 2), ("same", 4)):
+      learner = learned_optimizer(loss, lopt, steps=4, truncation=trunc)
+      out[name] = jax.value_and_grad(learner.task_loss, has_aux=True)(mp, task)
+    # The truncated gradient of mean(L1..L4) is (dL1 + dL3 + dL4) / 4 where the
+    # second segment starts from the (constant) parameters and state where the
+    # first ended (L0 and L2 are taken at constant points).
+    o, p0 = mp["opt"], mp["params"]
+    (_, (p2, s2)), g1 = jax.value_and_grad(seg_loss, has_aux=True)(o, p0, tx(o).init(p0), True)
+    g2 = jax.grad(lambda o: seg_loss(o, p2, s2, False)[0])(o)
+    g4 = jax.grad(lambda o: loss(seg_loss(o, p2, s2, False)[1][0], x, y))(o)
+    out["manual"] = jax.tree.map(lambda a, b, c: (a + b + c) / 4, g1, g2, g4)
+    return out
+
+  out = run({"params": linear_params(dim=2), "opt": op})
+  (lf, _), gf = out["full"]
+  (lc, _), gc = out["cut"]
+  np.testing.assert_allclose(lc, lf, rtol=1e-12)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14), out["same"][1], gf)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-13), gc["opt"], out["manual"])
   assert not np.allclose(jax.tree.leaves(gc["opt"])[0], jax.tree.leaves(gf["opt"])[0])
 
 
@@ -143,7 +148,7 @@ def test_meta_training_improves_and_init_is_fixed():
   state = step.init(jax.random.key(0), params)
   tasks = linear_batch(n=8, dim=3)
   _, m0 = step.update(state, tasks)
-  for _ in range(30):
+  for _ in range(20):
     state, m = step.update(state, tasks)
   assert float(m["unroll_loss"]) < 0.5 * float(m0["unroll_loss"])
   jax.tree.map(np.testing.assert_array_equal, state.meta_params["params"], params)
