@@ -81,6 +81,7 @@ class Config:
   budget_s: float = 60.0
   xla_flags: str = ""
   seed: int = 0
+  conv_bias: Optional[bool] = None
 
 
 # ----------------------------------------------------------------------------
@@ -92,16 +93,25 @@ def peak_rss_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _timed_repeats(step: Callable[[], Any], cfg: Config) -> list[float]:
-  times = []
+def _timed_repeats(step: Callable[[], Any], cfg: Config):
+  """Wall and process-CPU seconds of up to ``cfg.repeats`` calls of ``step``."""
+  times, cpu = [], []
   start = time.perf_counter()
   for _ in range(max(1, cfg.repeats)):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     step()
     times.append(time.perf_counter() - t0)
+    cpu.append(time.process_time() - c0)
     if time.perf_counter() - start > cfg.budget_s:
       break
-  return times
+  return times, cpu
+
+
+def _load() -> float:
+  try:
+    return os.getloadavg()[0]
+  except OSError:  # pragma: no cover
+    return float("nan")
 
 
 _PEAK_CACHE: dict[str, float] = {}
@@ -261,7 +271,8 @@ def _jax_step(cfg: Config):
   import optax
   from jmeta.models._conv import ConvNet
 
-  net = ConvNet(ways=cfg.ways, hidden=cfg.hidden, conv_impl=cfg.conv_impl)
+  net = ConvNet(ways=cfg.ways, hidden=cfg.hidden, conv_impl=cfg.conv_impl,
+                conv_bias=cfg.conv_bias)
   key = jax.random.PRNGKey(cfg.seed)
   tasks = _episode(cfg, key)
   params = net.init(key, tasks[0][0])
@@ -325,6 +336,11 @@ def measure(cfg: Config) -> dict:
   if isinstance(cost, (list, tuple)):
     cost = cost[0] if cost else {}
   flops = float((cost or {}).get("flops", float("nan")))
+  # XLA's cost analysis counts a while loop's body once: scale by the trips.
+  if cfg.mode == "scan":
+    flops *= cfg.meta_batch
+  elif cfg.mode.startswith("chunked:"):
+    flops *= cfg.meta_batch // int(cfg.mode.split(":")[1])
   out["gflop_per_step"] = flops / 1e9
 
   state = list(args)
@@ -344,8 +360,11 @@ def measure(cfg: Config) -> dict:
   t0 = time.perf_counter()
   one()  # warm-up (first run allocates)
   out["first_step_s"] = time.perf_counter() - t0
-  times = _timed_repeats(one, cfg)
+  out["load_before"] = _load()
+  times, cpu = _timed_repeats(one, cfg)
+  out["load_after"] = _load()
   med = statistics.median(times)
+  out["cpu_s_per_step"] = statistics.median(cpu)
   out["step_s"] = med
   out["steps_per_s"] = 1.0 / med
   out["times"] = times
@@ -439,9 +458,11 @@ def _measure_l2l(cfg: Config) -> dict:
   step()
   out["first_step_s"] = time.perf_counter() - t0
   out["compile_s"] = 0.0
-  times = _timed_repeats(step, cfg)
+  out["load_before"] = _load()
+  times, cpu = _timed_repeats(step, cfg)
+  out["load_after"] = _load()
   med = statistics.median(times)
-  out.update(step_s=med, steps_per_s=1.0 / med, times=times,
+  out.update(step_s=med, cpu_s_per_step=statistics.median(cpu), steps_per_s=1.0 / med, times=times,
              peak_rss_mb=peak_rss_mb(), gflop_per_step=float("nan"),
              frac_of_peak=float("nan"))
   return out
@@ -483,9 +504,11 @@ def _fmt(r: dict) -> str:
   return (f"{r['framework']:4s} {r['algo']:8s} {r['ways']:3d}-way "
           f"{r['mode'] if r['framework'] == 'jax' else '-':14s} "
           f"{r['conv_impl'] if r['framework'] == 'jax' else '-':6s} "
-          f"{r['steps_per_s']:7.3f} steps/s  compile {r['compile_s']:6.1f}s  "
+          f"{r['steps_per_s']:7.3f} steps/s  cpu {r['cpu_s_per_step']:6.2f}s/step  "
+          f"compile {r['compile_s']:6.1f}s  "
           f"peak {r['peak_rss_mb'] / 1024:5.2f} GB  "
           f"{r['gflop_per_step']:7.1f} GFLOP  {100 * frac:5.1f}% of peak"
+          + f"  load {r['load_before']:.1f}-{r['load_after']:.1f}"
           + (f"  [{r['xla_flags']}]" if r.get("xla_flags") else ""))
 
 
@@ -497,7 +520,7 @@ def main(argv: Optional[list[str]] = None) -> list[dict]:
   p.add_argument("--mode", nargs="+", default=["scan"],
                  help="vmap | vmap_pertask | scan | chunked:C | jmeta[:mode[:C]]")
   p.add_argument("--conv-impl", nargs="+", default=["matmul"],
-                 choices=["auto", "matmul", "xla"])
+                 choices=["auto", "matmul", "matmul_vjp", "xla"])
   p.add_argument("--meta-batch", type=int, default=32)
   p.add_argument("--queries", type=int, default=15)
   p.add_argument("--repeats", type=int, default=7)

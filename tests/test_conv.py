@@ -37,22 +37,25 @@ def test_conv_forward_matches_xla(kernel_hw, padding, cin):
   conv = lambda impl: jax.jit(
       lambda x, w: _ops.conv2d(x, w, padding=padding, impl=impl))
   want = jax.jit(lambda x, w: _ref_conv(x, w, padding))(x, w)
-  np.testing.assert_allclose(conv("matmul")(x, w), want, **F64)
-  np.testing.assert_allclose(conv("xla")(x, w), want, **F64)
+  for impl in ("matmul", "matmul_vjp", "xla"):
+    np.testing.assert_allclose(conv(impl)(x, w), want, **F64)
 
 
-def test_conv_first_order_gradients_match_xla():
+@pytest.mark.parametrize("impl", ["matmul", "matmul_vjp"])
+@pytest.mark.parametrize("padding", ["SAME", "VALID"])
+def test_conv_first_order_gradients_match_xla(impl, padding):
   kx, kw, kc = jax.random.split(jax.random.PRNGKey(1), 3)
   x = _randn(kx, (3, 6, 6, 2))
   w = _randn(kw, (3, 3, 2, 4))
-  cot = _randn(kc, (3, 6, 6, 4))
+  cot = _randn(kc, _ref_conv(x, w, padding).shape)
+  ref = lambda x, w: _ref_conv(x, w, padding)
 
   def f(conv):
     return lambda x, w: jnp.sum(jnp.tanh(conv(x, w)) * cot)
 
-  fast = f(lambda x, w: _ops.conv2d(x, w, impl="matmul"))
+  fast = f(lambda x, w: _ops.conv2d(x, w, padding=padding, impl=impl))
   got = jax.jit(jax.grad(fast, argnums=(0, 1)))(x, w)
-  want = jax.jit(jax.grad(f(_ref_conv), argnums=(0, 1)))(x, w)
+  want = jax.jit(jax.grad(f(ref), argnums=(0, 1)))(x, w)
   for g, r in zip(got, want):
     np.testing.assert_allclose(g, r, **F64)
   check_grads(jax.jit(fast), (x, w), order=1, modes=("rev",))
@@ -64,7 +67,8 @@ def _two_layer(conv, w1, w2, x):
   return jnp.mean(conv(h, w2), axis=(1, 2))
 
 
-def test_conv_second_order_maml_gradient_matches_xla():
+@pytest.mark.parametrize("impl", ["matmul", "matmul_vjp"])
+def test_conv_second_order_maml_gradient_matches_xla(impl):
   ks = jax.random.split(jax.random.PRNGKey(2), 5)
   params = (0.5 * _randn(ks[0], (3, 3, 1, 4)), 0.5 * _randn(ks[1], (3, 3, 4, 3)))
   sx, qx = _randn(ks[2], (2, 6, 6, 1)), _randn(ks[3], (3, 6, 6, 1))
@@ -80,11 +84,18 @@ def test_conv_second_order_maml_gradient_matches_xla():
       return loss(adapted, qx, qy)
     return outer
 
-  fast = maml(lambda x, w: _ops.conv2d(x, w, impl="matmul"))
+  fast = maml(lambda x, w: _ops.conv2d(x, w, impl=impl))
   got = jax.jit(jax.grad(fast))(params)
   want = jax.jit(jax.grad(maml(_ref_conv)))(params)
   for g, r in zip(got, want):
     np.testing.assert_allclose(g, r, **F64)
+  # Third order (the meta-gradient of a second-order quantity) agrees too.
+  third = lambda f: jax.jit(jax.grad(
+      lambda p: sum(jnp.sum(g ** 2) for g in jax.grad(f)(p))))(params)
+  for g, r in zip(third(fast), third(maml(_ref_conv))):
+    np.testing.assert_allclose(g, r, rtol=1e-8, atol=1e-8)
+  if impl == "matmul_vjp":
+    return  # a custom_vjp has no forward mode (jvp); "matmul" has.
   # A Hessian-vector product of the inner loss, the other second-order path.
   inner = lambda p: jnp.sum(_two_layer(lambda x, w: _ops.conv2d(
       x, w, impl="matmul"), *p, sx) ** 2)
@@ -95,9 +106,10 @@ def test_conv_second_order_maml_gradient_matches_xla():
     np.testing.assert_allclose(g, r, **F64)
 
 
-def test_second_order_gradient_has_no_scatter():
+@pytest.mark.parametrize("impl", ["matmul", "matmul_vjp"])
+def test_second_order_gradient_has_no_scatter(impl):
   x = jnp.ones((2, 16, 16, 1), jnp.float32)
-  net = ConvNet(ways=3, hidden=4, conv_impl="matmul")
+  net = ConvNet(ways=3, hidden=4, conv_impl=impl)
   params = jax.jit(net.init)(jax.random.PRNGKey(0), x)
   y = jnp.array([0, 1])
 
@@ -136,6 +148,13 @@ def test_batch_stat_norm_normalises():
   np.testing.assert_allclose(jnp.std(z, axis=(0, 1, 2)), scale, rtol=1e-10)
 
 
+def test_batch_stat_norm_variance_modes_agree():
+  x = 0.5 + _randn(jax.random.PRNGKey(9), (3, 4, 4, 5))
+  fast = jax.jit(lambda x: _ops.batch_stat_norm(x, fast_variance=True))(x)
+  slow = jax.jit(lambda x: _ops.batch_stat_norm(x, fast_variance=False))(x)
+  np.testing.assert_allclose(fast, slow, rtol=1e-9, atol=1e-9)
+
+
 def test_module_norm_is_transductive_and_affine():
   x = 3.0 + 2.0 * _randn(jax.random.PRNGKey(6), (6, 4, 4, 2))
   net = ConvNet(ways=2, hidden=3, blocks=1)
@@ -143,6 +162,13 @@ def test_module_norm_is_transductive_and_affine():
   norm = params["params"]["body"]["norm_0"]
   assert set(norm) == {"scale", "bias"}
   assert "batch_stats" not in params  # no running averages
+  assert "bias" not in params["params"]["body"]["conv_0"]  # norm cancels it
+  with_bias = jax.eval_shape(ConvNet(ways=2, blocks=1, conv_bias=True).init,
+                             jax.random.PRNGKey(0), x)
+  assert "bias" in with_bias["params"]["body"]["conv_0"]
+  no_norm = jax.eval_shape(ConvNet(ways=2, blocks=1, norm="none").init,
+                           jax.random.PRNGKey(0), x)
+  assert "bias" in no_norm["params"]["body"]["conv_0"]
   with pytest.raises(ValueError):
     ConvNet(ways=2, norm="running").init(jax.random.PRNGKey(0), x)
 
@@ -151,8 +177,9 @@ def test_module_norm_is_transductive_and_affine():
 def test_module_impls_agree(norm):
   x = _randn(jax.random.PRNGKey(7), (4, 12, 12, 1))
   y = jnp.array([0, 1, 2, 1])
-  nets = {impl: ConvNet(ways=3, hidden=5, blocks=3, norm=norm, conv_impl=impl)
-          for impl in ("matmul", "xla", "auto")}
+  nets = {impl: ConvNet(ways=3, hidden=5, blocks=3, norm=norm, conv_impl=impl,
+                        conv_bias=True)
+          for impl in ("matmul", "matmul_vjp", "xla", "auto")}
   params = jax.jit(nets["xla"].init)(jax.random.PRNGKey(1), x)
   params = jax.tree.map(lambda p: p.astype(jnp.float64), params)
   assert ("norm_0" in params["params"]["body"]) == (norm == "batch")
@@ -160,6 +187,7 @@ def test_module_impls_agree(norm):
   assert outs["xla"].shape == (4, 3)
   np.testing.assert_allclose(outs["matmul"], outs["xla"], **F64)
   np.testing.assert_allclose(outs["auto"], outs["xla"], **F64)
+  np.testing.assert_allclose(outs["matmul_vjp"], outs["xla"], **F64)
 
   def loss(net):
     return lambda p: jnp.mean(
@@ -167,7 +195,9 @@ def test_module_impls_agree(norm):
 
   gm = jax.jit(jax.grad(loss(nets["matmul"])))(params)
   gx = jax.jit(jax.grad(loss(nets["xla"])))(params)
+  gv = jax.jit(jax.grad(loss(nets["matmul_vjp"])))(params)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **F64), gm, gx)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **F64), gv, gx)
 
 
 def test_resolve_conv_impl():

@@ -39,7 +39,7 @@ beyond rounding.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import flax.linen as nn
 import jax
@@ -126,13 +126,18 @@ class ConvBody(nn.Module):
     blocks: number of blocks.
     norm: ``"batch"`` (transductive batch statistics, default) or ``"none"``;
       see the module docstring.
-    conv_impl: ``"auto"`` | ``"matmul"`` | ``"xla"``.
+    conv_impl: ``"auto"`` | ``"matmul"`` | ``"matmul_vjp"`` | ``"xla"``.
+    conv_bias: whether the convolutions have a bias; ``None`` (default) means
+      only without normalisation, since a batch-statistics norm subtracts any
+      per-channel bias again (its gradient is zero). ``True`` matches the
+      parameter list of Finn et al.'s and learn2learn's models.
   """
 
   hidden: int = 64
   blocks: int = 4
   norm: str = "batch"
   conv_impl: str = "auto"
+  conv_bias: Optional[bool] = None
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -141,8 +146,10 @@ class ConvBody(nn.Module):
       raise ValueError(f"norm must be one of {_NORMS}, got {self.norm!r}")
     if x.ndim == 3:
       x = x[..., None]
+    use_bias = self.norm == "none" if self.conv_bias is None else self.conv_bias
     for i in range(self.blocks):
-      x = Conv(self.hidden, conv_impl=self.conv_impl, name=f"conv_{i}")(x)
+      x = Conv(self.hidden, use_bias=use_bias, conv_impl=self.conv_impl,
+               name=f"conv_{i}")(x)
       if self.norm == "batch":
         x = BatchStatNorm(name=f"norm_{i}")(x)
       x = nn.relu(x)
@@ -159,7 +166,8 @@ class ConvNet(nn.Module):
     blocks: number of conv blocks.
     norm: ``"batch"`` (default) or ``"none"``; see the module docstring.
     conv_impl: ``"auto"`` (default: ``"matmul"`` on CPU, ``"xla"`` elsewhere),
-      ``"matmul"`` or ``"xla"``.
+      ``"matmul"``, ``"matmul_vjp"`` or ``"xla"``; see the module docstring.
+    conv_bias: conv biases; ``None`` (default): only when ``norm="none"``.
 
   Examples:
     >>> net = ConvNet(ways=5)
@@ -179,10 +187,12 @@ class ConvNet(nn.Module):
   blocks: int = 4
   norm: str = "batch"
   conv_impl: str = "auto"
+  conv_bias: Optional[bool] = None
 
   def setup(self):
     self.body = ConvBody(hidden=self.hidden, blocks=self.blocks,
-                         norm=self.norm, conv_impl=self.conv_impl)
+                         norm=self.norm, conv_impl=self.conv_impl,
+                         conv_bias=self.conv_bias)
     self.head = nn.Dense(self.ways,
                          kernel_init=nn.initializers.xavier_uniform())
 

@@ -20,6 +20,7 @@ choice; :func:`conv2d` picks per backend with ``impl="auto"``.
 
 from __future__ import annotations
 
+import functools
 from typing import Literal, Sequence, Tuple, Union
 
 import jax
@@ -45,7 +46,7 @@ def resolve_conv_impl(impl: str) -> str:
   """
   if impl == "auto":
     return "matmul" if jax.default_backend() == "cpu" else "xla"
-  if impl not in ("matmul", "xla"):
+  if impl not in ("matmul", "matmul_vjp", "xla"):
     raise ValueError(f"conv impl must be 'auto', 'matmul' or 'xla', got {impl!r}")
   return impl
 
@@ -60,18 +61,93 @@ def _explicit_padding(padding: Padding, kernel_hw: Tuple[int, int]):
   return tuple(tuple(int(p) for p in pair) for pair in padding)
 
 
-def _conv2d_matmul(x: jax.Array, kernel: jax.Array, padding) -> jax.Array:
-  kh, kw, cin, cout = kernel.shape
+def _patches(x: jax.Array, kh: int, kw: int, padding) -> jax.Array:
+  """``(N, Ho, Wo, kh * kw * C)``: the shifted slices of the padded input."""
   (pt, pb), (pl, pr) = padding
-  xp = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+  zero = jnp.zeros((), x.dtype)
+  # lax.pad accepts negative (cropping) pads, which the transposes need.
+  xp = lax.pad(x, zero, ((0, 0, 0), (pt, pb, 0), (pl, pr, 0), (0, 0, 0)))
   ho = xp.shape[1] - kh + 1
   wo = xp.shape[2] - kw + 1
-  # Patch (i, j, c) sits at channel i * kw * cin + j * cin + c, which is the
-  # row-major order of kernel.reshape(kh * kw * cin, cout).
+  # Patch (i, j, c) sits at channel i * kw * C + j * C + c, which is the
+  # row-major order of kernel.reshape(kh * kw * C, cout).
   cols = [xp[:, i:i + ho, j:j + wo, :] for i in range(kh) for j in range(kw)]
-  patches = cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
+  return cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
+
+
+def _conv_mm(x: jax.Array, kernel: jax.Array, padding) -> jax.Array:
+  kh, kw, cin, cout = kernel.shape
   wmat = kernel.reshape(kh * kw * cin, cout)
-  return lax.dot_general(patches, wmat, (((3,), (0,)), ((), ())))
+  return lax.dot_general(_patches(x, kh, kw, padding), wmat,
+                         (((3,), (0,)), ((), ())))
+
+
+def _wgrad_mm(x: jax.Array, g: jax.Array, padding, kernel_hw) -> jax.Array:
+  """``d<g, conv(x, w)>/dw``: patches(x)^T g, shape ``(kh, kw, C, Cout)``."""
+  kh, kw = kernel_hw
+  p = _patches(x, kh, kw, padding)
+  # g^T p rather than p^T g: XLA:CPU's dot wants the contraction minor in its
+  # left operand, so this transposes the small g, not the 9x larger patches.
+  dwt = lax.dot_general(g, p, (((0, 1, 2), (0, 1, 2)), ((), ())))
+  return dwt.T.reshape(kh, kw, x.shape[-1], g.shape[-1])
+
+
+def _transposed_padding(padding, kernel_hw):
+  return tuple((k - 1 - lo, k - 1 - hi)
+               for (lo, hi), k in zip(padding, kernel_hw))
+
+
+def _flip_kernel(kernel: jax.Array) -> jax.Array:
+  """``(kh, kw, C, Cout) -> (kh, kw, Cout, C)``, spatially flipped."""
+  return jnp.swapaxes(kernel[::-1, ::-1], 2, 3)
+
+
+# The fast path differentiates itself in terms of itself: the input gradient
+# of a convolution is a convolution of the output gradient with the flipped
+# kernel (a well-shaped matrix product with a long contraction, instead of the
+# (M, Cout) x (Cout, kh*kw*C) product plus col2im that autodiff would build),
+# and the weight gradient ``wgrad`` has a VJP made of ``conv`` again. Every
+# derivative order therefore stays made of these two products.
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _conv_fast(x, kernel, padding):
+  return _conv_mm(x, kernel, padding)
+
+
+def _conv_fast_fwd(x, kernel, padding):
+  return _conv_mm(x, kernel, padding), (x, kernel)
+
+
+def _conv_fast_bwd(padding, res, g):
+  x, kernel = res
+  hw = kernel.shape[:2]
+  dx = _conv_fast(g, _flip_kernel(kernel), _transposed_padding(padding, hw))
+  dw = _wgrad_fast(x, g, padding, hw)
+  return dx, dw
+
+
+_conv_fast.defvjp(_conv_fast_fwd, _conv_fast_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _wgrad_fast(x, g, padding, kernel_hw):
+  return _wgrad_mm(x, g, padding, kernel_hw)
+
+
+def _wgrad_fast_fwd(x, g, padding, kernel_hw):
+  return _wgrad_mm(x, g, padding, kernel_hw), (x, g)
+
+
+def _wgrad_fast_bwd(padding, kernel_hw, res, h):
+  x, g = res
+  # <h, wgrad(x, g)> = <h, dconv/dw> = <g, conv(x, h)>: bilinear in (x, g).
+  dg = _conv_fast(x, h, padding)
+  dx = _conv_fast(g, _flip_kernel(h), _transposed_padding(padding, kernel_hw))
+  return dx, dg
+
+
+_wgrad_fast.defvjp(_wgrad_fast_fwd, _wgrad_fast_bwd)
 
 
 def conv2d(
@@ -106,8 +182,11 @@ def conv2d(
     raise ValueError(f"expected NHWC inputs and an HWIO kernel, got shapes "
                      f"{x.shape} and {kernel.shape}")
   pads = _explicit_padding(padding, kernel.shape[:2])
-  if resolve_conv_impl(impl) == "matmul":
-    return _conv2d_matmul(x, kernel, pads)
+  impl = resolve_conv_impl(impl)
+  if impl == "matmul":
+    return _conv_mm(x, kernel, pads)
+  if impl == "matmul_vjp":
+    return _conv_fast(x, kernel, pads)
   return lax.conv_general_dilated(
       x, kernel, window_strides=(1, 1), padding=pads,
       dimension_numbers=("NHWC", "HWIO", "NHWC"))
@@ -141,6 +220,7 @@ def batch_stat_norm(
     offset: jax.Array | None = None,
     *,
     eps: float = 1e-5,
+    fast_variance: bool = True,
 ) -> jax.Array:
   """Normalises each channel with the statistics of this batch (transductive).
 
@@ -155,14 +235,22 @@ def batch_stat_norm(
     scale: optional per-channel scale, shape ``(channels,)``.
     offset: optional per-channel offset, shape ``(channels,)``.
     eps: added to the variance.
+    fast_variance: compute the variance as ``E[x^2] - E[x]^2`` in the same
+      pass as the mean (flax's default); ``False`` uses the two-pass
+      ``E[(x - E[x])^2]``, which is more accurate when ``|mean| >> std``.
 
   Returns:
     An array shaped like ``x``.
   """
   axes = tuple(range(x.ndim - 1))
   mean = jnp.mean(x, axis=axes, keepdims=True)
+  if fast_variance:
+    # One pass over x (one fused reduction), as flax's BatchNorm by default.
+    var = jnp.maximum(
+        jnp.mean(x * x, axis=axes, keepdims=True) - mean * mean, 0.0)
+  else:
+    var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
   xc = x - mean
-  var = jnp.mean(xc * xc, axis=axes, keepdims=True)
   mul = lax.rsqrt(var + jnp.asarray(eps, x.dtype))
   bshape = (1,) * (x.ndim - 1) + (x.shape[-1],)
   if scale is not None:
