@@ -44,6 +44,8 @@ def default_inner(algo: str, ways: int) -> tuple[int, float]:
   """Finn et al.'s Omniglot inner loop: 1 step of 0.4 (5-way), 5 steps of 0.1 (20-way)."""
   if algo == "reptile":
     return 5, 1e-3  # Nichol et al.: Adam (beta1 = 0), 5 steps of 1e-3
+  if algo == "maml++":
+    return 5, 0.1  # Antoniou et al.: 5 steps, learned rates initialised at 0.1
   return (1, 0.4) if ways <= 5 else (5, 0.1)
 
 
@@ -90,8 +92,10 @@ def make_setup(args: argparse.Namespace, key: jax.Array, image_shape: tuple[int,
     from jmeta.algorithms._maml_plus_plus import maml_plus_plus
     learner = maml_plus_plus(loss_fn, steps=steps, init_lr=lr,
                              per_step=lambda p: jmeta.path_mask(p, "norm"),
-                             first_order_steps=args.iterations // 2 if args.iterations else 0,
-                             multi_step_steps=args.iterations // 4 if args.iterations else 0)
+                             # Antoniou et al.: first order for 50 of 100 epochs, multi-step
+                             # loss annealed over the first 15.
+                             first_order_steps=args.iterations // 2,
+                             multi_step_steps=args.iterations * 15 // 100)
   else:
     raise ValueError(f"--algo must be one of {', '.join(FEWSHOT_ALGOS)}; got {algo!r}")
   outer = optax.sgd(meta_lr) if algo == "reptile" else optax.adam(meta_lr)

@@ -7,6 +7,7 @@ import optax
 import pytest
 
 import jmeta
+from jmeta.algorithms._maml_plus_plus import maml_plus_plus
 from testing_utils import first_task, sinusoid_batch, tiny_mlp
 
 LEARNERS = {
@@ -17,6 +18,8 @@ LEARNERS = {
                                     adapt=lambda p: jmeta.path_mask(p, "head")),
     "reptile": lambda loss: jmeta.reptile(loss, optax.sgd(0.05), steps=3),
     "maml_adam": lambda loss: jmeta.maml(loss, optax.adam(0.01), steps=2),
+    "maml_plus_plus": lambda loss: maml_plus_plus(loss, steps=2, init_lr=0.05, first_order_steps=1,
+                                                  multi_step_steps=4),
 }
 
 
