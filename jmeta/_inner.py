@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from jmeta._base import AdaptResult, Params, PyTree
+from jmeta._remat import Remat, check_remat, checkpointed_scan
 
 LossFn = Callable[..., Any]
 Mask = Any  # a pytree of bools shaped like the params, or a callable params -> such a pytree
@@ -67,8 +68,9 @@ def inner_loop(
     steps: int,
     *,
     first_order: bool = False,
-    remat: bool = False,
+    remat: Remat = False,
     mask: Optional[list[bool]] = None,
+    truncate: Optional[int] = None,
 ) -> AdaptResult:
   """Adapts ``params`` to ``(x, y)`` with ``steps`` steps of ``opt``.
 
@@ -91,9 +93,16 @@ def inner_loop(
       ``optax.apply_updates``.
     steps: number of inner steps (a Python int, >= 0).
     first_order: drop second-order terms (FOMAML).
-    remat: wrap each inner step in ``jax.checkpoint`` to save memory.
+    remat: memory policy of the unroll (see ``jmeta.checkpointed_scan``):
+      ``False`` (keep every step), ``True``/``"step"`` (``jax.checkpoint``
+      each step), ``"sqrt"`` or ``"log"`` (nested checkpointing: memory grows
+      like ``sqrt(steps)`` or ``log(steps)``). Same numbers for all.
     mask: optional flat list of bools (see ``resolve_mask``); only selected
       leaves are adapted, the others are held fixed (ANIL).
+    truncate: truncated back-propagation: only the last ``truncate`` steps
+      carry second-order terms; the earlier inner gradients are wrapped in
+      ``stop_gradient`` (first order, so their Jacobian is the identity and
+      they keep almost nothing for the backward pass). ``None``: all steps.
 
   Returns:
     ``AdaptResult(params, losses)`` with the support loss before each step and
@@ -101,6 +110,8 @@ def inner_loop(
   """
   if not isinstance(steps, int) or steps < 0:
     raise ValueError(f"steps must be a non-negative int; got {steps!r}.")
+  check_remat(remat)
+  check_truncate(truncate)
   leaves, treedef = jax.tree.flatten(params)
   if mask is None:
     mask = [True] * len(leaves)
@@ -122,25 +133,41 @@ def inner_loop(
   sub0 = jax.tree.unflatten(treedef, [l if m else None for l, m in zip(leaves, mask)])
   state0 = opt.init(sub0)
 
-  def step(carry, _):
-    sub, state = carry
-    loss, grads = jax.value_and_grad(sub_loss)(sub)
-    if first_order:
-      grads = jax.lax.stop_gradient(grads)
-    updates, state = opt.update(
-        grads, state, sub, value=loss, grad=grads, value_fn=sub_loss,
-        inputs=x, targets=y, full_params=merge)
-    sub = optax.apply_updates(sub, updates)
-    return (sub, state), loss
+  def make_step(stop: bool):
+    def step(carry):
+      sub, state = carry
+      loss, grads = jax.value_and_grad(sub_loss)(sub)
+      if stop:
+        grads = jax.lax.stop_gradient(grads)
+      updates, state = opt.update(
+          grads, state, sub, value=loss, grad=grads, value_fn=sub_loss,
+          inputs=x, targets=y, full_params=merge)
+      sub = optax.apply_updates(sub, updates)
+      return (sub, state), loss
+    return step
 
-  if remat:
-    step = jax.checkpoint(step)
-  # A single step is unrolled (no while loop: faster on CPU, same compile time).
-  (sub, _), losses = jax.lax.scan(step, (sub0, state0), None, length=steps,
-                                  unroll=steps <= 1)
+  # The first ``steps - truncate`` steps are first order (truncated BPTT).
+  head = 0 if truncate is None or first_order else max(0, steps - truncate)
+  carry, parts = (sub0, state0), []
+  segments = [(n, stop) for n, stop in ((head, True), (steps - head, first_order)) if n]
+  for length, stop in segments or [(0, first_order)]:
+    # A single step is unrolled (no while loop: faster on CPU, same compile time).
+    carry, part = checkpointed_scan(make_step(stop), carry, length, remat=remat,
+                                    unroll=length <= 1)
+    parts.append(part)
+  sub = carry[0]
+  losses = parts[0] if len(parts) == 1 else jnp.concatenate(parts)
   final = sub_loss(sub)
   losses = jnp.concatenate([losses, final[None]])
   return AdaptResult(merge(sub), losses)
+
+
+def check_truncate(truncate: Any) -> Optional[int]:
+  """Returns ``truncate`` if it is ``None`` or a positive int, else raises."""
+  if truncate is not None and (isinstance(truncate, bool) or not isinstance(truncate, int)
+                               or truncate < 1):
+    raise ValueError(f"truncate must be None or a positive int; got {truncate!r}.")
+  return truncate
 
 
 def tree_where(pred: jax.Array, a: PyTree, b: PyTree) -> PyTree:

@@ -8,7 +8,8 @@ import jax
 import optax
 
 from jmeta._base import AdaptResult, MetaLearner, MetaParams, Params, Task
-from jmeta._inner import LossFn, Mask, call_loss, inner_loop, resolve_mask
+from jmeta._inner import LossFn, Mask, call_loss, check_truncate, inner_loop, resolve_mask
+from jmeta._remat import Remat, check_remat
 
 
 def check_steps(steps: Any, name: str = "steps") -> int:
@@ -54,9 +55,10 @@ def gradient_based(
     inner_opt_of: Callable[[MetaParams], optax.GradientTransformation],
     steps: int,
     first_order: bool = False,
-    remat: bool = False,
+    remat: Remat = False,
     mask: Optional[Mask] = None,
     direction: str = "gradient",
+    truncate: Optional[int] = None,
 ) -> MetaLearner:
   """Builds a learner that adapts by an inner loop of gradient steps.
 
@@ -68,10 +70,13 @@ def gradient_based(
       it may close over learnable quantities such as Meta-SGD's rates).
     steps: default number of inner steps.
     first_order: stop gradients through inner gradients.
-    remat: ``jax.checkpoint`` each inner step.
+    remat: memory policy of the inner unroll: ``False``, ``True``/``"step"``,
+      ``"sqrt"`` or ``"log"`` (see ``jmeta.checkpointed_scan``).
     mask: which parameter leaves the inner loop adapts (``None``: all).
     direction: ``"gradient"`` (meta-gradient of the query loss) or
       ``"reptile"`` (``initial - adapted``, Nichol et al. 2018).
+    truncate: only the last ``truncate`` inner steps carry second-order terms
+      (truncated back-propagation; ``None``: all of them).
 
   Returns:
     A ``MetaLearner``.
@@ -79,6 +84,8 @@ def gradient_based(
   if not callable(loss_fn):
     raise TypeError(f"loss_fn must be callable; got {type(loss_fn).__name__}.")
   default_steps = check_steps(steps)
+  check_remat(remat)
+  check_truncate(truncate)
   if direction not in ("gradient", "reptile"):
     raise ValueError(f"direction must be 'gradient' or 'reptile'; got {direction!r}.")
 
@@ -87,7 +94,8 @@ def gradient_based(
     params = params_of(meta_params)
     return inner_loop(
         loss_fn, params, x, y, inner_opt_of(meta_params), n,
-        first_order=first_order, remat=remat, mask=resolve_mask(mask, params))
+        first_order=first_order, remat=remat, mask=resolve_mask(mask, params),
+        truncate=truncate)
 
   def task_loss(meta_params, task: Task, step=0, *, steps: Optional[int] = None):
     del step

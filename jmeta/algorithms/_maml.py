@@ -10,6 +10,7 @@ import optax
 
 from jmeta._base import MetaLearner
 from jmeta._inner import LossFn, Mask
+from jmeta._remat import Remat
 from jmeta.algorithms._gradient_based import check_optimizer, gradient_based
 
 
@@ -28,7 +29,8 @@ def maml(
     *,
     steps: int = 1,
     first_order: bool = False,
-    remat: bool = False,
+    remat: Remat = False,
+    truncate: Optional[int] = None,
 ) -> MetaLearner:
   """Model-Agnostic Meta-Learning.
 
@@ -43,7 +45,12 @@ def maml(
       differentiated through, including its state (e.g. Adam's moments).
     steps: number of inner steps.
     first_order: first-order MAML (inner gradients in ``stop_gradient``).
-    remat: ``jax.checkpoint`` each inner step (less memory, more compute).
+    remat: memory policy of the inner unroll: ``False``, ``True`` (checkpoint
+      each step), ``"sqrt"`` or ``"log"`` (nested checkpointing, memory
+      growing like ``sqrt(steps)`` or ``log(steps)``; see
+      ``jmeta.checkpointed_scan``). Same numbers, less memory, more compute.
+    truncate: truncated back-propagation: only the last ``truncate`` inner
+      steps carry second-order terms (``None``: all).
 
   Returns:
     A ``MetaLearner``; its meta-parameters are the model parameters.
@@ -59,11 +66,11 @@ def maml(
   opt = check_optimizer(optax.sgd(0.01) if inner_opt is None else inner_opt)
   return gradient_based(loss_fn, init=_keep, params_of=_identity,
                         inner_opt_of=lambda mp: opt, steps=steps,
-                        first_order=first_order, remat=remat)
+                        first_order=first_order, remat=remat, truncate=truncate)
 
 
 def fomaml(loss_fn: LossFn, inner_opt: Optional[optax.GradientTransformation] = None,
-           *, steps: int = 1, remat: bool = False) -> MetaLearner:
+           *, steps: int = 1, remat: Remat = False) -> MetaLearner:
   """First-order MAML: ``maml(..., first_order=True)``.
 
   The meta-gradient is the query-loss gradient at the adapted parameters.
@@ -94,7 +101,8 @@ def meta_sgd(
     steps: int = 1,
     init_lr: float = 0.01,
     first_order: bool = False,
-    remat: bool = False,
+    remat: Remat = False,
+    truncate: Optional[int] = None,
 ) -> MetaLearner:
   """Meta-SGD: MAML with per-parameter inner learning rates learned too.
 
@@ -107,7 +115,8 @@ def meta_sgd(
     steps: number of inner steps.
     init_lr: initial value of every learning rate.
     first_order: drop second-order terms (the rates still get gradients).
-    remat: ``jax.checkpoint`` each inner step.
+    remat: inner-unroll memory policy (``False``, ``True``, ``"sqrt"``, ``"log"``).
+    truncate: only the last ``truncate`` inner steps are second order.
 
   References:
     Li, Zhou, Chen and Li, "Meta-SGD: Learning to Learn Quickly for Few-Shot
@@ -123,7 +132,7 @@ def meta_sgd(
 
   return gradient_based(loss_fn, init=init, params_of=lambda mp: mp["params"],
                         inner_opt_of=lambda mp: _per_parameter_sgd(mp["lr"]),
-                        steps=steps, first_order=first_order, remat=remat)
+                        steps=steps, first_order=first_order, remat=remat, truncate=truncate)
 
 
 def anil(
@@ -133,7 +142,8 @@ def anil(
     adapt: Mask,
     steps: int = 1,
     first_order: bool = False,
-    remat: bool = False,
+    remat: Remat = False,
+    truncate: Optional[int] = None,
 ) -> MetaLearner:
   """ANIL (Almost No Inner Loop): MAML that adapts only a sub-tree.
 
@@ -146,7 +156,8 @@ def anil(
       learned only by the outer loop.
     steps: number of inner steps.
     first_order: drop second-order terms.
-    remat: ``jax.checkpoint`` each inner step.
+    remat: inner-unroll memory policy (``False``, ``True``, ``"sqrt"``, ``"log"``).
+    truncate: only the last ``truncate`` inner steps are second order.
 
   References:
     Raghu, Raghu, Bengio and Vinyals, "Rapid Learning or Feature Reuse? Towards
@@ -157,4 +168,5 @@ def anil(
   opt = check_optimizer(optax.sgd(0.01) if inner_opt is None else inner_opt)
   return gradient_based(loss_fn, init=_keep, params_of=_identity,
                         inner_opt_of=lambda mp: opt, steps=steps,
-                        first_order=first_order, remat=remat, mask=adapt)
+                        first_order=first_order, remat=remat, mask=adapt,
+                        truncate=truncate)

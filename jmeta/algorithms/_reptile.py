@@ -8,6 +8,7 @@ import optax
 
 from jmeta._base import MetaLearner
 from jmeta._inner import LossFn
+from jmeta._remat import Remat
 from jmeta.algorithms._gradient_based import check_optimizer, gradient_based
 
 
@@ -16,7 +17,7 @@ def reptile(
     inner_opt: Optional[optax.GradientTransformation] = None,
     *,
     steps: int = 5,
-    remat: bool = False,
+    remat: Remat = False,
 ) -> MetaLearner:
   """Reptile: move the initialisation towards the adapted parameters.
 
@@ -31,7 +32,7 @@ def reptile(
     inner_opt: inner optax transformation (default ``optax.sgd(0.01)``).
     steps: number of inner steps (Reptile needs more than one to differ from
       joint training).
-    remat: ``jax.checkpoint`` each inner step.
+    remat: inner-unroll memory policy (``False``, ``True``, ``"sqrt"``, ``"log"``).
 
   References:
     Nichol, Achiam and Schulman, "On First-Order Meta-Learning Algorithms",
