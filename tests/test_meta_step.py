@@ -9,6 +9,7 @@ import pytest
 import jmeta
 from jmeta._newton import gauss_newton, newton
 from jmeta.algorithms._imaml import imaml
+from jmeta.algorithms import _hyperparams, _learned_loss, _learned_optimizer
 from jmeta.algorithms._maml_plus_plus import maml_plus_plus
 from testing_utils import first_task, sinusoid_batch, tiny_mlp
 
@@ -26,6 +27,12 @@ LEARNERS = {
     "maml_newton": lambda loss: jmeta.maml(loss, newton(0.5, damping=10.0, cg_steps=30), steps=1),
     "maml_gauss_newton": lambda loss: jmeta.maml(
         loss, gauss_newton(tiny_mlp()[1], "mse", 0.5, damping=1.0, cg_steps=30), steps=1),
+    "learned_optimizer": lambda loss: _learned_optimizer.learned_optimizer(
+        loss, _learned_optimizer.mlp_optimizer(hidden=(4,), decays=(0.9,), time_scales=(10.0,)), steps=1),
+    "learned_loss": lambda loss: _learned_loss.learned_loss(
+        tiny_mlp()[1], loss, optax.sgd(0.05), steps=1, network=_learned_loss.loss_network(hidden=(4,))),
+    "learned_hyperparams": lambda loss: _hyperparams.learned_hyperparams(
+        loss, init={"learning_rate": 0.05}, per_step=("learning_rate",), steps=2),
 }
 
 
