@@ -20,14 +20,21 @@ def _log(msg: str) -> None:
   print(msg, flush=True)
 
 
-def run_suite(name: str, out_dir: str, quick: bool, command: str) -> dict:
+def run_suite(name: str, out_dir: str, quick: bool, command: str,
+              budget_s: float | None = None) -> dict:
   """Runs one suite and writes its results folder and ``latest_<name>.md``."""
   started = _now()
   load0 = _machine.load_average()
   t = time.perf_counter()
-  ctx = Ctx(quick, out_dir, _log)
+  ctx = Ctx(quick, out_dir, _log, budget_s)
   _log(f"# suite {name} -> {out_dir}")
   body = SUITES[name](ctx)
+  try:  # the raw measurements first, so a report bug cannot lose a long run
+    import json
+    with open(os.path.join(out_dir, "raw.json"), "w") as f:
+      json.dump(body, f, default=str)
+  except (OSError, TypeError, ValueError) as e:
+    _log(f"could not save raw.json: {e}")
   machine = _machine.machine(_harness.TORCH_THREADS)
   peak = body["data"].get("peak") if isinstance(body.get("data"), dict) else None
   machine["jax_backend"] = _jax_backend()
@@ -58,6 +65,8 @@ def main(argv: list[str]) -> int:
   r.add_argument("suite", choices=sorted(SUITES) + ["all"])
   r.add_argument("--out", default=None, help="results folder (default benchmarks/results/<suite>-<timestamp>/)")
   r.add_argument("--quick", action="store_true", help="small settings (minutes, not tens of minutes)")
+  r.add_argument("--budget-min", type=float, default=None,
+                 help="wall-clock budget per suite in minutes; jobs past it are reported as skipped")
   args = p.parse_args(argv)
   command = "python -m benchmarks " + " ".join(argv)
   suites = list(SUITES) if args.suite == "all" else [args.suite]
@@ -66,7 +75,8 @@ def main(argv: list[str]) -> int:
       out = os.path.join(args.out, name)
     else:
       out = args.out or _report.default_out_dir(name)
-    run_suite(name, out, args.quick, command)
+    run_suite(name, out, args.quick, command,
+              None if args.budget_min is None else 60 * args.budget_min)
   return 0
 
 

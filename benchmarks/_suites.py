@@ -24,10 +24,25 @@ SPEED_TARGETS = [("sinusoid-5step", "learn2learn", 30.0), ("sinusoid-5step", "to
 class Ctx:
   """What a suite needs: quick flag, output folder, logger, peer status."""
 
-  def __init__(self, quick: bool, out_dir: str, log: Log):
+  def __init__(self, quick: bool, out_dir: str, log: Log, budget_s: float | None = None):
+    import time
     self.quick, self.out_dir, self.log = quick, out_dir, log
     self._peers = None
+    self.deadline = None if budget_s is None else time.monotonic() + budget_s
+    self.budget_s = budget_s
     os.makedirs(out_dir, exist_ok=True)
+
+  def job(self, job: dict, *, timeout: float = 900.0, env: dict | None = None) -> dict:
+    """``_harness.run_job`` within the suite's time budget (a skipped job is a row)."""
+    import time
+    if self.deadline is not None:
+      left = self.deadline - time.monotonic()
+      if left < 30:
+        self.log(f"  [{job['kind']}] skipped: time budget used up")
+        return {"ok": False, "error": f"skipped: the suite's time budget "
+                                      f"({self.budget_s / 60:.0f} min) was used up"}
+      timeout = min(timeout, left)
+    return _harness.run_job(job, timeout=timeout, env=env, log=self.log)
 
   @property
   def peers(self) -> dict[str, str]:
@@ -55,24 +70,24 @@ def speed(ctx: Ctx) -> dict:
              _configs.omniglot_config(tasks=4 if q else 16)]
   peers = ctx.available_peers()
   sections, data, targets, ratios_all = [], {}, [], {}
-  peak = _harness.run_job({"kind": "peak", "n": 1024 if q else 2048, "reps": 5 if q else 10},
-                          timeout=600, log=ctx.log)
+  peak = ctx.job({"kind": "peak", "n": 1024 if q else 2048, "reps": 5 if q else 10},
+                          timeout=600)
   data["peak"] = peak
   for cfg in configs:
     ctx.log(f"== {cfg.name}")
     grad_cfg = cfg.replace(tasks=min(cfg.tasks, 2)) if cfg.model == "conv" else cfg
-    grad = _harness.run_job({"kind": "grad", "config": grad_cfg.to_dict(), "peers": peers},
-                            timeout=1800, log=ctx.log)
+    grad = ctx.job({"kind": "grad", "config": grad_cfg.to_dict(), "peers": peers},
+                            timeout=1800)
     impls = ["jmeta"] + (["jmeta-scan"] if cfg.model == "mlp" else []) + peers
-    sp = _harness.run_job({"kind": "speed", "config": cfg.to_dict(), "impls": impls,
+    sp = ctx.job({"kind": "speed", "config": cfg.to_dict(), "impls": impls,
                            "rounds": 3 if q else 7, "round_s": 0.3 if q else 1.0,
                            "budget_s": 60 if q else 300, "scan": 16},
-                          timeout=1800, log=ctx.log)
+                          timeout=1800)
     singles = {}
     for name in impls:
-      singles[name] = _harness.run_job({"kind": "single", "config": cfg.to_dict(), "impl": name,
+      singles[name] = ctx.job({"kind": "single", "config": cfg.to_dict(), "impl": name,
                                         "steps": 2 if cfg.model == "conv" else 5},
-                                       timeout=900, log=ctx.log)
+                                       timeout=900)
     rows, ratios = _harness.speed_rows(sp, grad, singles)
     rows += ctx.missing_rows(len(_harness.SPEED_HEADERS))
     ratios_all[cfg.name] = ratios
@@ -103,6 +118,30 @@ def speed(ctx: Ctx) -> dict:
     sections.append({"title": f"Speed: {cfg.name}", "text": text,
                      "table": {"headers": _harness.SPEED_HEADERS, "rows": rows}, "figure": fig})
     data[cfg.name] = {"grad": grad, "speed": sp, "singles": singles, "ratios": ratios}
+  prow = []
+  for cfg in configs:
+    if cfg.model != "mlp":
+      continue
+    pr = ctx.job({"kind": "profile", "config": cfg.to_dict(), "calls": 50 if q else 200,
+                           "rounds": 3 if q else 5}, timeout=900)
+    data[cfg.name]["profile"] = pr
+    if pr.get("ok"):
+      us = lambda k: None if pr.get(k) is None else pr[k] * 1e6
+      prow.append([cfg.name, us("update_s"), us("jit_step_fn_s"), us("dispatch_only_s"),
+                   us("validate_only_s"), us("scan16_per_step_s"), pr["n_state_leaves"]])
+    else:
+      prow.append([cfg.name, f"failed: {pr.get('error')}"] + ["-"] * 5)
+  sections.append({
+      "title": "Where jmeta's sinusoid meta-step time goes (microseconds per meta-step)",
+      "text": "Best of several rounds of back-to-back calls. `update()` is `MetaStep.update` "
+              "(Python validation of the task batch + the jitted step); `jit(step_fn)` the same "
+              "computation called directly; `dispatch only` a jitted function taking and returning "
+              "the same pytrees with next to no compute (the floor of one call from Python); "
+              "`validation` `_check_tasks` alone; `scan16` 16 meta-steps in one dispatch "
+              "(`lax.scan` over `step_fn`), per meta-step.",
+      "table": {"headers": ["config", "update() us", "jit(step_fn) us", "dispatch only us",
+                            "validation us", "scan16 per step us", "state leaves"],
+                "rows": prow}})
   for key, peer, goal in SPEED_TARGETS:
     name = next((c for c in ratios_all if c.startswith(key)), None)
     r = ratios_all.get(name, {}).get(peer) if name else None
@@ -137,9 +176,9 @@ def memory(ctx: Ctx) -> dict:
     cfg = _configs.sinusoid_config(steps)
     for impl in impls:
       c = cfg.replace(remat=True) if impl == "jmeta (remat)" else cfg
-      res = _harness.run_job({"kind": "single", "config": c.to_dict(),
+      res = ctx.job({"kind": "single", "config": c.to_dict(),
                               "impl": "jmeta" if impl.startswith("jmeta") else impl, "steps": 1},
-                             timeout=300 if ctx.quick else 900, log=ctx.log)
+                             timeout=300 if ctx.quick else 900)
       data[impl][steps] = res
   headers = ["implementation"] + [f"{s} inner steps: peak RSS MiB (over import)" for s in steps_list] \
       + [f"{steps_list[-1]} steps: s/meta-step"]
@@ -182,39 +221,72 @@ def memory(ctx: Ctx) -> dict:
 
 
 # --------------------------------------------------------------------------
-ACCURACY_MODULES = ("benchmarks.sinusoid_table", "benchmarks.omniglot_table")
+# Accuracy benchmarks written by others: module -> (quick args, full args, the
+# markdown file it writes). "{out}" is this run's folder. None: not run in that
+# mode (with the reason).
+ACCURACY = {
+    "benchmarks.sinusoid_table": (
+        ["--iterations", "1000", "--shots", "10", "--algos", "maml", "--eval-tasks", "200",
+         "--out", "{out}/sinusoid_table"], [], "sinusoid_table.md"),
+    "benchmarks.omniglot_table": (
+        None, [], "omniglot_table.md"),
+}
+QUICK_SKIP = {"benchmarks.omniglot_table": "skipped with --quick: it writes into "
+                                           "benchmarks/results/ (no --out) and trains for minutes per cell"}
 
 
 def accuracy(ctx: Ctx) -> dict:
+  import time as _time
   here = os.path.dirname(os.path.abspath(__file__))
   found = {f"benchmarks.{os.path.basename(p)[:-3]}" for p in glob.glob(os.path.join(here, "*_table.py"))}
-  mods = list(dict.fromkeys(list(ACCURACY_MODULES) + sorted(found)))
+  mods = list(dict.fromkeys(list(ACCURACY) + sorted(found)))
   rows, data, sections = [], {}, []
   for mod in mods:
+    quick_args, full_args, md_name = ACCURACY.get(mod, ([], [], None))
     if importlib.util.find_spec(mod) is None:
       rows.append([mod, "missing", "the module does not exist yet", "-"])
       data[mod] = {"status": "missing"}
       continue
-    cmd = [sys.executable, "-m", mod] + (["--quick"] if ctx.quick else [])
+    args = quick_args if ctx.quick else full_args
+    if args is None:
+      why = QUICK_SKIP.get(mod, "not run in this mode")
+      rows.append([mod, "not run", why, "-"])
+      data[mod] = {"status": "not run", "why": why}
+      continue
+    args = [a.replace("{out}", ctx.out_dir) for a in args]
+    cmd = [sys.executable, "-m", mod] + args
     ctx.log(f"  [accuracy] {' '.join(cmd[1:])}")
+    t0 = _time.time()
     try:
       p = subprocess.run(cmd, cwd=_harness.REPO, capture_output=True, text=True,
-                         timeout=900 if ctx.quick else 3600,
+                         timeout=1800 if ctx.quick else 4 * 3600,
                          env=dict(os.environ, PYTHONPATH=_harness.REPO))
       status = "ok" if p.returncode == 0 else f"exit {p.returncode}"
       out = p.stdout.strip()
       err = p.stderr.strip().splitlines()[-3:] if p.returncode else []
     except subprocess.TimeoutExpired:
       status, out, err = "timed out", "", []
-    rows.append([mod, status, " / ".join(err)[-300:] if err else "-", " ".join(cmd[1:])])
+    rows.append([mod, status, " / ".join(err)[-300:] if err else "-", "python " + " ".join(cmd[1:])])
     data[mod] = {"status": status, "stdout": out[-20000:]}
-    if out:
-      sections.append({"title": f"Output of `{mod}`", "text": out[-6000:]})
+    # The table the module wrote during this run (never an older one).
+    written = None
+    for d in ([a for a in args if a.startswith(ctx.out_dir)] + [_report.RESULTS_ROOT]):
+      path = os.path.join(d, md_name) if md_name else None
+      if path and os.path.exists(path) and os.path.getmtime(path) >= t0:
+        written = path
+        break
+    if written:
+      with open(written) as f:
+        sections.append({"title": f"`{mod}` (from {os.path.relpath(written, _harness.REPO)})",
+                         "text": f.read()})
+    elif out:
+      sections.append({"title": f"Output of `{mod}`", "text": "```\n" + out[-6000:] + "\n```"})
   sections.insert(0, {"title": "Accuracy benchmarks",
-                      "text": "Each accuracy benchmark is its own module, run as "
-                              "`python -m <module>` (`--quick` passed on). A missing module is "
-                              "reported, not guessed.",
-                      "table": {"headers": ["module", "status", "error", "command"], "rows": rows}})
+                      "text": "Each accuracy benchmark is its own module, run in a subprocess "
+                              "(small settings with `--quick`). A missing module is reported, "
+                              "not guessed; tables are shown only if written during this run.",
+                      "table": {"headers": ["module", "status", "error / note", "command"],
+                                "rows": rows}})
   return {"configs": [], "sections": sections, "targets": [], "data": data}
 
 
@@ -227,10 +299,10 @@ def scaling(ctx: Ctx) -> dict:
   data: dict[str, Any] = {"meta_batch": {}, "devices": {}}
   for n in sizes:
     cfg = _configs.sinusoid_config(5, tasks=n)
-    data["meta_batch"][n] = _harness.run_job(
+    data["meta_batch"][n] = ctx.job(
         {"kind": "speed", "config": cfg.to_dict(), "impls": impls, "rounds": 3,
          "round_s": 0.2 if q else 0.5, "budget_s": 60, "n_batches": 2},
-        timeout=900, log=ctx.log)
+        timeout=900)
   rows = []
   series = {}
   for impl in impls:
@@ -249,9 +321,9 @@ def scaling(ctx: Ctx) -> dict:
   mb = 64
   for d in dev_counts:
     cfg = _configs.sinusoid_config(5, tasks=mb)
-    data["devices"][d] = _harness.run_job(
+    data["devices"][d] = ctx.job(
         {"kind": "devices", "config": cfg.to_dict(), "rounds": 3, "calls": 10 if q else 30},
-        timeout=600, env={"XLA_FLAGS": f"--xla_force_host_platform_device_count={d}"}, log=ctx.log)
+        timeout=600, env={"XLA_FLAGS": f"--xla_force_host_platform_device_count={d}"})
   drows, dys = [], []
   for d in dev_counts:
     r = data["devices"][d]

@@ -212,7 +212,52 @@ def job_devices(job: dict) -> dict:
   return {"devices": len(devs), "first_call_s": first, "rates": rates}
 
 
-JOBS = {"grad": job_grad, "speed": job_speed, "single": job_single,
+def job_profile(job: dict) -> dict:
+  """Where a jmeta meta-step's time goes: validation, dispatch, compute."""
+  import jax
+  from benchmarks import _configs
+  from benchmarks._jax_side import JmetaImpl
+  cfg = _configs.Config.from_dict(job["config"])
+  impl = JmetaImpl(cfg, _configs.init_weights(cfg), _configs.make_batches(cfg, 2), scan=16)
+  ms, tasks, state0 = impl.meta_step, impl.tasks, impl.state
+  raw = jax.jit(ms.step_fn)
+  touch = jax.jit(lambda s, t: (s, {"x": t.query_y.sum()}))  # same pytrees in and out, ~no compute
+  multi, stacked = impl._multi, impl.stacked
+
+  def per_call(fn, n):
+    s = state0
+    out = fn(s, 0)
+    jax.block_until_ready(out)
+    best = float("inf")
+    for _ in range(job.get("rounds", 5)):
+      t = time.perf_counter()
+      for i in range(n):
+        s, m = fn(s, i)
+      jax.block_until_ready((s, m))
+      best = min(best, (time.perf_counter() - t) / n)
+    return best
+
+  n = job.get("calls", 200)
+  res = {
+      "update_s": per_call(lambda s, i: ms.update(s, tasks[i % 2]), n),
+      "jit_step_fn_s": per_call(lambda s, i: raw(s, tasks[i % 2]), n),
+      "scan16_per_step_s": per_call(lambda s, i: multi(s, stacked[i % 2]), max(n // 16, 5)) / 16,
+      "dispatch_only_s": per_call(lambda s, i: touch(s, tasks[i % 2]), n),
+      "validate_only_s": None,
+      "n_state_leaves": len(jax.tree.leaves(state0)),
+  }
+  try:
+    from jmeta._meta_step import _check_tasks
+  except ImportError:  # a private helper: may move
+    return res
+  t = time.perf_counter()
+  for i in range(n):
+    _check_tasks(tasks[i % 2])
+  res["validate_only_s"] = (time.perf_counter() - t) / n
+  return res
+
+
+JOBS = {"profile": job_profile, "grad": job_grad, "speed": job_speed, "single": job_single,
         "peak": job_peak, "devices": job_devices}
 
 
