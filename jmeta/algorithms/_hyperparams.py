@@ -65,7 +65,8 @@ def learned_hyperparams(
     init: initial values ``{name: positive float}`` of the learned
       hyperparameters, named as ``optimizer``'s arguments (default
       ``{"learning_rate": 0.01}``).
-    per_step: names of ``init`` learned as one value per inner step.
+    per_step: names of ``init`` learned as one value per inner step (an
+      ``adapt`` with more steps keeps using the last value).
     steps: number of inner (training) steps.
     learn_init: also learn the model's initialisation (as MAML).
     first_order: drop second-order terms (the learning rates still get

@@ -274,7 +274,9 @@ def learned_optimizer(
     optimizer: a ``LearnedOptimizer`` (default ``mlp_optimizer()``).
     steps: length of the unroll.
     truncation: backpropagate through segments of this many steps only
-      (truncated BPTT, see ``unroll``); must divide ``steps``.
+      (truncated BPTT, see ``unroll``); must divide ``steps``. An ``adapt``
+      with another number of steps that it does not divide backpropagates
+      through the whole unroll (values are the same either way).
     objective: ``"unroll"`` or ``"query"``.
     first_order: treat the optimizee's gradients as constants (as Andrychowicz
       et al. did: no second derivatives).
