@@ -337,10 +337,13 @@ def measure(cfg: Config) -> dict:
     cost = cost[0] if cost else {}
   flops = float((cost or {}).get("flops", float("nan")))
   # XLA's cost analysis counts a while loop's body once: scale by the trips.
-  if cfg.mode == "scan":
+  parts = cfg.mode.split(":")
+  if parts[0] == "jmeta":
+    parts = parts[1:]
+  if parts[:1] == ["scan"]:
     flops *= cfg.meta_batch
-  elif cfg.mode.startswith("chunked:"):
-    flops *= cfg.meta_batch // int(cfg.mode.split(":")[1])
+  elif parts[:1] == ["chunked"] and len(parts) > 1:
+    flops *= cfg.meta_batch // int(parts[1])
   out["gflop_per_step"] = flops / 1e9
 
   state = list(args)

@@ -8,7 +8,6 @@ from jax import lax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.test_util import check_grads
 
 from jmeta.models import _ops
 from jmeta.models._conv import ConvNet
@@ -27,38 +26,38 @@ def _randn(key, shape, dtype=jnp.float64):
   return jax.random.normal(key, shape, dtype)
 
 
+IMPLS = ("matmul", "matmul_vjp", "xla")
+
+
 @pytest.mark.parametrize("kernel_hw,padding,cin", [
-    ((3, 3), "SAME", 3), ((3, 3), "VALID", 2), ((2, 2), "SAME", 1),
-    ((1, 1), "SAME", 4), ((3, 3), ((2, 0), (1, 1)), 2)])
+    ((3, 3), "SAME", 3), ((3, 3), "VALID", 2), ((2, 2), ((2, 0), (1, 1)), 1)])
 def test_conv_forward_matches_xla(kernel_hw, padding, cin):
   kx, kw = jax.random.split(jax.random.PRNGKey(0))
   x = _randn(kx, (2, 7, 6, cin))
   w = _randn(kw, (*kernel_hw, cin, 5))
-  conv = lambda impl: jax.jit(
-      lambda x, w: _ops.conv2d(x, w, padding=padding, impl=impl))
-  want = jax.jit(lambda x, w: _ref_conv(x, w, padding))(x, w)
-  for impl in ("matmul", "matmul_vjp", "xla"):
-    np.testing.assert_allclose(conv(impl)(x, w), want, **F64)
+  outs = jax.jit(lambda x, w: [_ops.conv2d(x, w, padding=padding, impl=i)
+                               for i in IMPLS] + [_ref_conv(x, w, padding)])(x, w)
+  for got in outs[:-1]:
+    np.testing.assert_allclose(got, outs[-1], **F64)
 
 
-@pytest.mark.parametrize("impl", ["matmul", "matmul_vjp"])
 @pytest.mark.parametrize("padding", ["SAME", "VALID"])
-def test_conv_first_order_gradients_match_xla(impl, padding):
+def test_conv_first_order_gradients_match_xla(padding):
   kx, kw, kc = jax.random.split(jax.random.PRNGKey(1), 3)
   x = _randn(kx, (3, 6, 6, 2))
   w = _randn(kw, (3, 3, 2, 4))
   cot = _randn(kc, _ref_conv(x, w, padding).shape)
-  ref = lambda x, w: _ref_conv(x, w, padding)
 
-  def f(conv):
+  def f(impl):
+    conv = (lambda x, w: _ref_conv(x, w, padding)) if impl == "ref" else (
+        lambda x, w: _ops.conv2d(x, w, padding=padding, impl=impl))
     return lambda x, w: jnp.sum(jnp.tanh(conv(x, w)) * cot)
 
-  fast = f(lambda x, w: _ops.conv2d(x, w, padding=padding, impl=impl))
-  got = jax.jit(jax.grad(fast, argnums=(0, 1)))(x, w)
-  want = jax.jit(jax.grad(f(ref), argnums=(0, 1)))(x, w)
-  for g, r in zip(got, want):
-    np.testing.assert_allclose(g, r, **F64)
-  check_grads(jax.jit(fast), (x, w), order=1, modes=("rev",))
+  grads = jax.jit(lambda x, w: {i: jax.grad(f(i), argnums=(0, 1))(x, w)
+                                for i in ("matmul", "matmul_vjp", "ref")})(x, w)
+  for impl in ("matmul", "matmul_vjp"):
+    for g, r in zip(grads[impl], grads["ref"]):
+      np.testing.assert_allclose(g, r, **F64)
 
 
 def _two_layer(conv, w1, w2, x):
@@ -67,14 +66,16 @@ def _two_layer(conv, w1, w2, x):
   return jnp.mean(conv(h, w2), axis=(1, 2))
 
 
-@pytest.mark.parametrize("impl", ["matmul", "matmul_vjp"])
-def test_conv_second_order_maml_gradient_matches_xla(impl):
+def test_conv_second_and_third_order_match_xla():
   ks = jax.random.split(jax.random.PRNGKey(2), 5)
   params = (0.5 * _randn(ks[0], (3, 3, 1, 4)), 0.5 * _randn(ks[1], (3, 3, 4, 3)))
   sx, qx = _randn(ks[2], (2, 6, 6, 1)), _randn(ks[3], (3, 6, 6, 1))
   sy, qy = _randn(ks[4], (2, 3)), _randn(ks[4], (3, 3))
 
-  def maml(conv):
+  def maml(impl):  # one MAML inner step, then the query loss
+    conv = _ref_conv if impl == "ref" else (
+        lambda x, w: _ops.conv2d(x, w, impl=impl))
+
     def loss(p, x, y):
       return jnp.mean((_two_layer(conv, *p, x) - y) ** 2)
 
@@ -84,25 +85,36 @@ def test_conv_second_order_maml_gradient_matches_xla(impl):
       return loss(adapted, qx, qy)
     return outer
 
-  fast = maml(lambda x, w: _ops.conv2d(x, w, impl=impl))
-  got = jax.jit(jax.grad(fast))(params)
-  want = jax.jit(jax.grad(maml(_ref_conv)))(params)
+  def derivatives(impl):
+    second = jax.grad(maml(impl))(params)
+    # The gradient of a function of the meta-gradient: third order.
+    third = jax.grad(lambda p: sum(
+        jnp.sum(g ** 2) for g in jax.grad(maml(impl))(p)))(params)
+    return second, third
+
+  got = jax.jit(lambda: {i: derivatives(i)
+                         for i in ("matmul", "matmul_vjp", "ref")})()
+  for impl in ("matmul", "matmul_vjp"):
+    for g, r in zip(got[impl][0], got["ref"][0]):
+      np.testing.assert_allclose(g, r, **F64)
+    for g, r in zip(got[impl][1], got["ref"][1]):
+      np.testing.assert_allclose(g, r, rtol=1e-8, atol=1e-8)
+
+
+def test_matmul_impl_supports_forward_mode():
+  # Forward-over-reverse Hessian-vector products need jvp: "matmul" (plain
+  # autodiff) has it; "matmul_vjp" (a custom_vjp) is reverse-mode only.
+  ks = jax.random.split(jax.random.PRNGKey(3), 3)
+  params = (0.5 * _randn(ks[0], (3, 3, 1, 2)), 0.5 * _randn(ks[1], (3, 3, 2, 2)))
+  sx = _randn(ks[2], (2, 6, 6, 1))
+
+  def hvp(conv):
+    inner = lambda p: jnp.sum(_two_layer(conv, *p, sx) ** 2)
+    return jax.jvp(jax.grad(inner), (params,), (params,))[1]
+
+  got, want = jax.jit(lambda: (
+      hvp(lambda x, w: _ops.conv2d(x, w, impl="matmul")), hvp(_ref_conv)))()
   for g, r in zip(got, want):
-    np.testing.assert_allclose(g, r, **F64)
-  # Third order (the meta-gradient of a second-order quantity) agrees too.
-  third = lambda f: jax.jit(jax.grad(
-      lambda p: sum(jnp.sum(g ** 2) for g in jax.grad(f)(p))))(params)
-  for g, r in zip(third(fast), third(maml(_ref_conv))):
-    np.testing.assert_allclose(g, r, rtol=1e-8, atol=1e-8)
-  if impl == "matmul_vjp":
-    return  # a custom_vjp has no forward mode (jvp); "matmul" has.
-  # A Hessian-vector product of the inner loss, the other second-order path.
-  inner = lambda p: jnp.sum(_two_layer(lambda x, w: _ops.conv2d(
-      x, w, impl="matmul"), *p, sx) ** 2)
-  inner_ref = lambda p: jnp.sum(_two_layer(_ref_conv, *p, sx) ** 2)
-  hvp = lambda f: jax.jit(
-      lambda p: jax.jvp(jax.grad(f), (p,), (p,))[1])(params)
-  for g, r in zip(hvp(inner), hvp(inner_ref)):
     np.testing.assert_allclose(g, r, **F64)
 
 
@@ -110,7 +122,7 @@ def test_conv_second_order_maml_gradient_matches_xla(impl):
 def test_second_order_gradient_has_no_scatter(impl):
   x = jnp.ones((2, 16, 16, 1), jnp.float32)
   net = ConvNet(ways=3, hidden=4, conv_impl=impl)
-  params = jax.jit(net.init)(jax.random.PRNGKey(0), x)
+  params = jax.eval_shape(net.init, jax.random.PRNGKey(0), x)  # lower only
   y = jnp.array([0, 1])
 
   def loss(p, x):  # one-hot, not indexing: a gather's transpose is a scatter
@@ -129,11 +141,10 @@ def test_second_order_gradient_has_no_scatter(impl):
 def test_max_pool_matches_flax(shape):
   x = _randn(jax.random.PRNGKey(3), shape)
   ref = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
-  np.testing.assert_allclose(jax.jit(_ops.max_pool_2x2)(x), jax.jit(ref)(x),
-                             **F64)
-  cot = _randn(jax.random.PRNGKey(4), ref(x).shape)
-  g = jax.jit(jax.grad(lambda x: jnp.sum(_ops.max_pool_2x2(x) * cot)))(x)
-  r = jax.jit(jax.grad(lambda x: jnp.sum(ref(x) * cot)))(x)
+  cot = _randn(jax.random.PRNGKey(4), jax.eval_shape(ref, x).shape)
+  vg = lambda f: jax.value_and_grad(lambda x: jnp.sum(f(x) * cot))(x)
+  (v, g), (rv, r) = jax.jit(lambda: (vg(_ops.max_pool_2x2), vg(ref)))()
+  np.testing.assert_allclose(_ops.max_pool_2x2(x), ref(x), **F64)
   np.testing.assert_allclose(g, r, **F64)
 
 
@@ -175,29 +186,25 @@ def test_module_norm_is_transductive_and_affine():
 
 @pytest.mark.parametrize("norm", ["batch", "none"])
 def test_module_impls_agree(norm):
-  x = _randn(jax.random.PRNGKey(7), (4, 12, 12, 1))
-  y = jnp.array([0, 1, 2, 1])
-  nets = {impl: ConvNet(ways=3, hidden=5, blocks=3, norm=norm, conv_impl=impl,
-                        conv_bias=True)
-          for impl in ("matmul", "matmul_vjp", "xla", "auto")}
+  x = _randn(jax.random.PRNGKey(7), (4, 8, 8, 1))
+  y = jax.nn.one_hot(jnp.array([0, 1, 2, 1]), 3)
+  impls = ("matmul", "matmul_vjp", "xla", "auto")
+  nets = {impl: ConvNet(ways=3, hidden=4, blocks=2, norm=norm, conv_impl=impl,
+                        conv_bias=True) for impl in impls}
   params = jax.jit(nets["xla"].init)(jax.random.PRNGKey(1), x)
   params = jax.tree.map(lambda p: p.astype(jnp.float64), params)
   assert ("norm_0" in params["params"]["body"]) == (norm == "batch")
-  outs = {k: jax.jit(n.apply)(params, x) for k, n in nets.items()}
-  assert outs["xla"].shape == (4, 3)
-  np.testing.assert_allclose(outs["matmul"], outs["xla"], **F64)
-  np.testing.assert_allclose(outs["auto"], outs["xla"], **F64)
-  np.testing.assert_allclose(outs["matmul_vjp"], outs["xla"], **F64)
 
   def loss(net):
-    return lambda p: jnp.mean(
-        jax.nn.log_softmax(net.apply(p, x))[jnp.arange(4), y])
+    return lambda p: jnp.mean(jax.nn.log_softmax(net.apply(p, x)) * y)
 
-  gm = jax.jit(jax.grad(loss(nets["matmul"])))(params)
-  gx = jax.jit(jax.grad(loss(nets["xla"])))(params)
-  gv = jax.jit(jax.grad(loss(nets["matmul_vjp"])))(params)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **F64), gm, gx)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **F64), gv, gx)
+  outs = jax.jit(lambda p: {i: (nets[i].apply(p, x), jax.grad(loss(nets[i]))(p))
+                            for i in impls})(params)
+  assert outs["xla"][0].shape == (4, 3)
+  for impl in ("matmul", "matmul_vjp", "auto"):
+    np.testing.assert_allclose(outs[impl][0], outs["xla"][0], **F64)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **F64),
+                 outs[impl][1], outs["xla"][1])
 
 
 def test_resolve_conv_impl():

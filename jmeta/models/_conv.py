@@ -31,10 +31,13 @@ Normalisation (``norm``):
 Convolution (``conv_impl``): ``"matmul"`` is the fast path of
 :func:`jmeta.models._ops.conv2d` (shifted slices + one matrix product, whose
 first and second derivatives and whose ``vmap`` over per-task weights stay
-matrix products); ``"xla"`` is ``lax.conv_general_dilated``; ``"auto"``
-(default) picks ``"matmul"`` on CPU and ``"xla"`` on GPU/TPU. The two give the
+matrix products, with no scatter anywhere); ``"matmul_vjp"`` is the same with
+hand-written VJPs that keep every derivative a convolution-shaped product
+(reverse mode only); ``"xla"`` is ``lax.conv_general_dilated``; ``"auto"``
+(default) picks ``"matmul"`` on CPU and ``"xla"`` on GPU/TPU. All give the
 same parameters, outputs and gradients, so the switch never changes results
-beyond rounding.
+beyond rounding. 2x2 max-pooling is a reshape + max (its gradient is a mask,
+not a ``select_and_scatter``).
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ class Conv(nn.Module):
     kernel_size: ``(kh, kw)``.
     padding: ``"SAME"``, ``"VALID"`` or ``((top, bottom), (left, right))``.
     use_bias: whether to add a per-channel bias.
-    conv_impl: ``"auto"`` | ``"matmul"`` | ``"xla"``, see
+    conv_impl: ``"auto"`` | ``"matmul"`` | ``"matmul_vjp"`` | ``"xla"``, see
       :func:`jmeta.models._ops.conv2d`.
     kernel_init: initialiser of the kernel (Glorot/Xavier uniform, as in
       Finn et al. and learn2learn).

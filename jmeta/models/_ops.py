@@ -27,7 +27,7 @@ import jax
 from jax import lax
 import jax.numpy as jnp
 
-ConvImpl = Literal["auto", "matmul", "xla"]
+ConvImpl = Literal["auto", "matmul", "matmul_vjp", "xla"]
 Padding = Union[str, Sequence[Tuple[int, int]]]
 
 __all__ = [
@@ -47,7 +47,8 @@ def resolve_conv_impl(impl: str) -> str:
   if impl == "auto":
     return "matmul" if jax.default_backend() == "cpu" else "xla"
   if impl not in ("matmul", "matmul_vjp", "xla"):
-    raise ValueError(f"conv impl must be 'auto', 'matmul' or 'xla', got {impl!r}")
+    raise ValueError("conv impl must be 'auto', 'matmul', 'matmul_vjp' or "
+                     f"'xla', got {impl!r}")
   return impl
 
 
@@ -166,7 +167,13 @@ def conv2d(
     padding: ``"SAME"``, ``"VALID"`` or ``((top, bottom), (left, right))``.
     impl: ``"matmul"`` builds the ``kh * kw`` shifted slices of the padded
       input, concatenates them on the channel axis and multiplies by the
-      ``(kh * kw * in_channels, out_channels)`` kernel matrix; ``"xla"`` calls
+      ``(kh * kw * in_channels, out_channels)`` kernel matrix, and leaves
+      differentiation (reverse and forward mode, any order) to JAX;
+      ``"matmul_vjp"`` is the same forward pass with a ``custom_vjp`` whose
+      input gradient is again a convolution (of the output gradient with the
+      flipped kernel) and whose weight gradient has a VJP made of
+      convolutions, so every derivative order is made of well-shaped
+      products (reverse mode only: no ``jax.jvp``); ``"xla"`` calls
       ``lax.conv_general_dilated``; ``"auto"`` is ``"matmul"`` on CPU and
       ``"xla"`` elsewhere.
 
