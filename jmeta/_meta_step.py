@@ -7,9 +7,11 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import Mesh
 
 from jmeta._base import MetaLearner, MetaParams, Task
 from jmeta._inner import tree_where
+from jmeta._sharding import check_divisible, check_mesh, replicate, shard_tasks, sharded_mean_over_tasks
 from jmeta._task_map import batch_size, check_task_map, mean_over_tasks
 
 
@@ -79,6 +81,7 @@ def make_meta_step(
     task_map: str = "vmap",
     chunk_size: Optional[int] = None,
     jit: bool = True,
+    mesh: Optional[Mesh] = None,
 ) -> MetaStep:
   """Makes the jit-compiled meta-training step of a learner.
 
@@ -98,6 +101,12 @@ def make_meta_step(
       (see ``jmeta.mean_over_tasks``).
     chunk_size: tasks per chunk when ``task_map="chunked"``.
     jit: compile ``update`` with ``jax.jit`` (turn off only to debug).
+    mesh: a ``jax.sharding.Mesh`` (e.g. ``jmeta.task_mesh()``) to shard the
+      task batch over (data parallel over tasks, meta-parameters replicated,
+      the meta-gradient averaged across devices with ``pmean``); ``None``: one
+      device. The batch size must be a multiple of ``mesh.size``. ``update``
+      places the state on every device and treats a task batch that is not
+      yet a global array as this process's shard (see ``jmeta.shard_tasks``).
 
   Returns:
     A ``MetaStep`` of ``init``, ``update`` and the pure ``step_fn``.
@@ -116,16 +125,24 @@ def make_meta_step(
   if clip_norm is not None and not clip_norm > 0:
     raise ValueError(f"clip_norm must be positive or None; got {clip_norm!r}.")
   check_task_map(task_map, chunk_size)
+  if mesh is not None:
+    check_mesh(mesh)
 
   def init(key: jax.Array, params: Any) -> MetaState:
     meta_params = learner.init(key, params)
-    return MetaState(meta_params, outer_opt.init(meta_params),
-                     jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+    state = MetaState(meta_params, outer_opt.init(meta_params),
+                      jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+    return state if mesh is None else replicate(state, mesh)
 
   def step_fn(state: MetaState, tasks: Task):
-    grads, metrics = mean_over_tasks(
-        lambda t: learner.task_grad(state.meta_params, t, state.step),
-        tasks, mode=task_map, chunk_size=chunk_size)
+    if mesh is None:
+      grads, metrics = mean_over_tasks(
+          lambda t: learner.task_grad(state.meta_params, t, state.step),
+          tasks, mode=task_map, chunk_size=chunk_size)
+    else:
+      grads, metrics = sharded_mean_over_tasks(
+          lambda rep, t: learner.task_grad(rep[0], t, rep[1]), (state.meta_params, state.step),
+          tasks, mesh, mode=task_map, chunk_size=chunk_size)
     grad_norm = optax.tree.norm(grads)
     finite = jnp.isfinite(metrics["query_loss"]) & jnp.isfinite(grad_norm)
     if clip_norm is not None:
@@ -145,6 +162,10 @@ def make_meta_step(
 
   def update(state: MetaState, tasks: Task):
     _check_tasks(tasks)
+    if mesh is not None:
+      state = replicate(state, mesh)
+      tasks = shard_tasks(tasks, mesh)
+      check_divisible(batch_size(tasks), mesh, chunk_size if task_map == "chunked" else None)
     new, metrics = compiled(state, tasks)
     if on_nonfinite == "raise" and not bool(metrics["finite"]):
       raise FloatingPointError(
