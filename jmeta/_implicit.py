@@ -15,7 +15,8 @@ Solve = Callable[..., tuple[PyTree, SolveInfo]]
 FAILURE_POLICIES = ("nan", "ignore")
 
 
-def make_solve(solve: Union[str, Solve], maxiter: int, tol: float) -> Callable[[Any, PyTree], tuple[PyTree, SolveInfo]]:
+def make_solve(solve: Union[str, Solve], maxiter: int,
+               tol: float) -> Callable[[Any, PyTree], tuple[PyTree, SolveInfo]]:
   """Returns ``solve(matvec, b) -> (x, SolveInfo)`` from a name or a callable.
 
   Args:

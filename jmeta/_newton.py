@@ -45,7 +45,8 @@ OUTPUT_LOSSES = {"mse": _mse, "cross_entropy": _cross_entropy,
 
 
 def _check_common(learning_rate, damping, cg_steps, cg_tol, on_cg_failure):
-  if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
+  if (isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float))
+      or not learning_rate > 0):
     raise ValueError(f"learning_rate must be a positive float; got {learning_rate!r}.")
   if isinstance(damping, bool) or not isinstance(damping, (int, float)) or not damping >= 0:
     raise ValueError(f"damping must be a non-negative float; got {damping!r}.")
@@ -195,7 +196,8 @@ def gauss_newton(
                        f" got {output_loss!r}.")
     output_loss = OUTPUT_LOSSES[output_loss]
   elif not callable(output_loss):
-    raise TypeError(f"output_loss must be a string or a callable; got {type(output_loss).__name__}.")
+    raise TypeError("output_loss must be a string or a callable;"
+                    f" got {type(output_loss).__name__}.")
   _check_common(learning_rate, damping, cg_steps, cg_tol, on_cg_failure)
 
   def make_matvec(params, extra):
