@@ -87,7 +87,7 @@ def main() -> None:
 
   # Fixed random init, SGD on the MSE with a tuned rate (tuned on other tasks).
   k_tune = jax.random.fold_in(k_test, 1)
-  grid = [0.003, 0.01, 0.03, 0.1, 0.3]
+  grid = [0.0003, 0.001, 0.002, 0.003, 0.005, 0.01, 0.03, 0.1, 0.3]
   tuned = {}
   for lr in grid:
     t = jmeta.evaluate(jmeta.maml(mse, optax.sgd(lr), steps=1), params, family.sample_batch, k_tune,
