@@ -11,7 +11,8 @@ from jmeta._cg import cg, normal_cg
 from jmeta._implicit import custom_root, make_solve, root_vjp
 from jmeta._newton import newton
 from jmeta.algorithms._imaml import imaml
-from testing_utils import first_task, linear_apply, linear_batch, linear_params
+from testing_utils import (first_task, linear_apply, linear_batch, linear_params,
+                           sinusoid_batch, tiny_mlp)
 
 
 def _spd(n, seed=0, cond=10.0):
@@ -220,3 +221,23 @@ def test_bad_configuration_raises_clear_errors():
     custom_root(_optimality, on_failure="warn")
   with pytest.raises(TypeError, match="optimality_fn must be callable"):
     custom_root(None)
+
+
+def test_imaml_meta_gradient_memory_does_not_grow_with_inner_steps():
+  # A nonlinear model: for a quadratic loss the unrolled backward pass needs no
+  # per-step residuals and MAML's memory would not grow either.
+  theta, apply = tiny_mlp()
+  task = first_task(sinusoid_batch())
+  loss = jmeta.mse_loss(apply)
+
+  def temp_bytes(learner):
+    compiled = jax.jit(lambda t: learner.task_grad(t, task)[0]).lower(theta).compile()
+    mem = compiled.memory_analysis()
+    if mem is None:
+      pytest.skip("this backend has no memory analysis")
+    return mem.temp_size_in_bytes
+
+  implicit = [temp_bytes(imaml(loss, optax.sgd(0.05), steps=n, lam=LAM)) for n in (2, 64)]
+  unrolled = [temp_bytes(jmeta.maml(loss, optax.sgd(0.05), steps=n)) for n in (2, 64)]
+  assert implicit[1] == implicit[0]
+  assert unrolled[1] > unrolled[0] + 62 * 8 * 8  # 62 more steps of >= 8 float64 activations
