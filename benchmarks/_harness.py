@@ -49,6 +49,9 @@ def run_job(job: dict, *, timeout: float = 900.0, env: Optional[dict] = None,
     for line in p.stdout.splitlines():
       if line.startswith(MARK):
         res = json.loads(line[len(MARK):])
+    if res is None and p.returncode < 0:
+      res = {"ok": False, "error": f"worker killed by signal {-p.returncode} (stopped from"
+                                   " outside, e.g. for the session's time)"}
     if res is None:
       tail = (p.stderr or p.stdout).strip().splitlines()[-3:]
       res = {"ok": False, "error": f"worker exited {p.returncode} without a result: "
