@@ -113,7 +113,7 @@ def main() -> None:
   ax.set_yscale("log")
   ax.set_xlabel("optimizer step")
   ax.set_ylabel(f"training loss (mean of {args.test_tasks} held-out tasks)")
-  ax.set_title("learned optimizer vs tuned SGD / Adam, linear regression d=8, n=16")
+  ax.set_title("learned optimizer vs tuned SGD / Adam\nlinear regression, d=8, n=16", fontsize=10)
   ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(RESULTS / "learned_optimizer.png", dpi=120)
