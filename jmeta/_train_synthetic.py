@@ -49,6 +49,40 @@ def make_learner(args: argparse.Namespace, loss_fn):
   raise ValueError(f"unknown --algo {args.algo!r}")
 
 
+def _checkpointing(args, config, step, state, key):
+  """``--checkpoint-every`` / ``--resume``: the start state, training loop, save hook, log mode."""
+  from jmeta import _checkpoint
+  every = getattr(args, "checkpoint_every", None)
+  resume = getattr(args, "resume", False)
+  if every is None and not resume:
+    return state, jmeta.fit, lambda s: None, "w"
+  if every is not None and every % args.log_every:
+    raise ValueError(f"--checkpoint-every ({every}) must be a multiple of --log-every"
+                     f" ({args.log_every}) so that checkpoints fall on block boundaries")
+  directory = os.path.join(args.out, "checkpoints")
+  skip = ("out", "iterations", "resume", "log_every", "checkpoint_every", "eval_tasks",
+          "eval_queries", "eval_steps")
+  described = json.loads(json.dumps({k: v for k, v in config.items() if k not in skip}, default=str))
+  metrics = os.path.join(args.out, "metrics.jsonl")
+  if resume:
+    state = _checkpoint.restore_checkpoint(directory, state, key, described)
+    done = int(state.step)
+    lines = open(metrics).read().splitlines() if os.path.exists(metrics) else []
+    with open(metrics, "w") as f:  # drop what a killed run logged after its checkpoint
+      f.writelines(l + "\n" for l in lines if json.loads(l)["step"] <= done)
+    print(f"jmeta train: resumed from {directory} at meta-step {done}", flush=True)
+  elif _checkpoint.latest_step(directory) is not None:
+    raise ValueError(f"{directory} already holds checkpoints: pass --resume to continue that run,"
+                     " or choose another --out")
+
+  def on_block(s):
+    done = int(s.step)
+    if every is not None and (done % every == 0 or done == args.iterations):
+      _checkpoint.save_checkpoint(directory, s, key, described)
+
+  return state, _checkpoint.fit_from, on_block, "a" if resume else "w"
+
+
 def run(args: argparse.Namespace) -> int:
   """Meta-trains, meta-tests and writes ``metrics.jsonl``, ``results.json``, ``adaptation.png``."""
   from tqdm.auto import tqdm
@@ -69,15 +103,18 @@ def run(args: argparse.Namespace) -> int:
   os.makedirs(args.out, exist_ok=True)
   config = {k: v for k, v in vars(args).items() if k not in ("command", "no_progress")}
   config["queries"] = queries
+  state, train_loop, on_block, log_mode = _checkpointing(args, config, step, state, k_train)
   print(f"jmeta train: {args.algo} on {args.shots}-shot {args.task}, {args.iterations} meta-steps"
         f" of {args.meta_batch} tasks -> {args.out}", flush=True)
   t0 = time.time()
   compile_s = None
   bar = tqdm(total=args.iterations, disable=args.no_progress, unit="step", dynamic_ncols=True)
-  with open(os.path.join(args.out, "metrics.jsonl"), "w") as log:
-    for state, record in jmeta.fit(step, state, family.sample_batch, key=k_train,
-                                   iterations=args.iterations, meta_batch=args.meta_batch,
-                                   log_every=args.log_every):
+  bar.update(int(state.step))
+  with open(os.path.join(args.out, "metrics.jsonl"), log_mode) as log:
+    for state, record in train_loop(step, state, family.sample_batch, key=k_train,
+                                    iterations=args.iterations, meta_batch=args.meta_batch,
+                                    log_every=args.log_every):
+      on_block(state)
       if compile_s is None:
         compile_s = time.time() - t0
       record["time_s"] = round(time.time() - t0, 3)

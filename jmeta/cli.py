@@ -131,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="initial logit scale of r2d2")
   train.add_argument("--out", default=None, help="output folder (default runs/<timestamp>)")
   train.add_argument("--no-progress", action="store_true", help="no progress bar")
+  train.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="N",
+                     help="save meta-parameters, optimizer state, step and PRNG state to"
+                     " OUT/checkpoints every N meta-steps (a multiple of --log-every), atomically")
+  train.add_argument("--resume", action="store_true",
+                     help="continue from the newest checkpoint in OUT/checkpoints (same options)")
   return parser
 
 
@@ -147,6 +152,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from jmeta import _train_fewshot, _train_synthetic
     try:
       if args.dataset is not None:
+        if args.checkpoint_every is not None or args.resume:
+          raise ValueError("--checkpoint-every and --resume work with the synthetic tasks only (no --dataset)")
         return _train_fewshot.run(args)
       if args.algo in FEWSHOT_ONLY:
         raise ValueError(f"--algo {args.algo} needs --dataset omniglot")
