@@ -19,7 +19,7 @@ sys.path.insert(0, NOTEBOOKS_DIR)
 import _make  # noqa: E402  (the generator of the notebooks)
 
 NAMES = [_make.build(make)[0] for make in _make.NOTEBOOKS]
-TIMEOUT_S = {"02_omniglot_few_shot": 240}  # per cell; the default below for the others
+TIMEOUT_S = 600  # seconds per cell: a guard against hangs, not a speed test (CPU may be shared)
 
 
 def _read(name):
@@ -54,7 +54,7 @@ def test_notebook_runs_with_small_settings(name, monkeypatch, tmp_path):
   monkeypatch.setenv("JMETA_NOTEBOOK_TMP", str(tmp_path))
   nb = _read(name)
   client = nbclient.NotebookClient(
-      nb, timeout=TIMEOUT_S.get(name, 120), kernel_name="python3",
+      nb, timeout=TIMEOUT_S, kernel_name="python3",
       resources={"metadata": {"path": NOTEBOOKS_DIR}})
   client.execute()  # raises CellExecutionError on the first failing cell
   errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
