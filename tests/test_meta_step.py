@@ -21,6 +21,8 @@ LEARNERS = {
                                     adapt=lambda p: jmeta.path_mask(p, "head")),
     "reptile": lambda loss: jmeta.reptile(loss, optax.sgd(0.05), steps=3),
     "maml_adam": lambda loss: jmeta.maml(loss, optax.adam(0.01), steps=2),
+    "maml_log_remat_truncated": lambda loss: jmeta.maml(loss, optax.sgd(0.05), steps=3, remat="log",
+                                                        truncate=2),
     "maml_plus_plus": lambda loss: maml_plus_plus(loss, steps=2, init_lr=0.05, first_order_steps=1,
                                                   multi_step_steps=4),
     "imaml": lambda loss: imaml(loss, optax.sgd(0.02), steps=3, lam=10.0, cg_steps=10, cg_tol=1e-2),
