@@ -549,9 +549,10 @@ def main(argv: Optional[list[str]] = None) -> list[dict]:
     print("learn2learn/torch not importable: skipping the comparison")
   for algo in args.algo:
     for ways in args.ways:
-      # ANIL and ProtoNets map the shared body over tasks once; scan is not
-      # the natural mode there.
-      modes = args.mode if algo.startswith("maml") else ["vmap"]
+      # jmeta's make_meta_step is only wired up for MAML here.
+      modes = [m for m in args.mode
+               if algo.startswith("maml") or not m.startswith("jmeta")]
+      modes = modes or ["scan"]
       jax_cfgs = [Config(algo=algo, ways=ways, mode=m, conv_impl=c,
                          meta_batch=args.meta_batch, queries=args.queries,
                          repeats=args.repeats, budget_s=args.budget_s,
