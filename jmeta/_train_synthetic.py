@@ -30,7 +30,7 @@ def make_family(name: str, shots: int, queries: int):
 def make_learner(args: argparse.Namespace, loss_fn):
   """The learner named by ``--algo`` with the inner-loop options."""
   steps = args.inner_steps if args.inner_steps is not None else (5 if args.algo == "reptile" else 1)
-  inner = optax.sgd(args.inner_lr) if args.inner_opt == "sgd" else optax.adam(args.inner_lr)
+  inner = optax.sgd(args.inner_lr) if args.inner_opt == "sgd" else optax.adam(args.inner_lr, eps_root=1e-8)
   if args.algo == "maml":
     return jmeta.maml(loss_fn, inner, steps=steps, first_order=args.first_order)
   if args.algo == "fomaml":

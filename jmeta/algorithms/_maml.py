@@ -42,7 +42,11 @@ def maml(
   Args:
     loss_fn: ``loss_fn(params, x, y) -> loss`` or ``(loss, aux_dict)``.
     inner_opt: any optax transformation (default ``optax.sgd(0.01)``); it is
-      differentiated through, including its state (e.g. Adam's moments).
+      differentiated through, including its state (e.g. Adam's moments). For
+      Adam-like optimizers pass ``eps_root > 0`` (``optax.adam(lr,
+      eps_root=1e-8)``): the derivative of ``sqrt(nu)`` is infinite where a
+      gradient entry is exactly zero (e.g. dead ReLUs), which makes the
+      second-order meta-gradient NaN (the meta-step's guard then skips it).
     steps: number of inner steps.
     first_order: first-order MAML (inner gradients in ``stop_gradient``).
     remat: memory policy of the inner unroll: ``False``, ``True`` (checkpoint
