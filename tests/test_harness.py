@@ -53,6 +53,10 @@ def test_max_rel_diff():
   assert _stats.max_rel_diff({"w": ref["w"]}, ref) == math.inf  # missing leaf
   assert _stats.max_rel_diff({"w": np.array([np.nan, 0.0]), "b": ref["b"]}, ref) == math.inf
   assert _stats.max_rel_diff(ref, {"w": np.array([np.nan, 0.0]), "b": ref["b"]}) == math.inf
+  # A leaf whose exact gradient is ~0 is judged against the gradient's overall size.
+  ref0 = {"w": np.array([1.0, -2.0]), "bias": np.array([1e-17])}
+  noisy = {"w": ref0["w"], "bias": np.array([1e-9])}
+  assert _stats.max_rel_diff(noisy, ref0) < 1e-6
 
 
 def test_gate_refuses_a_disagreeing_implementation():
