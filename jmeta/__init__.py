@@ -5,6 +5,20 @@ from jmeta import models
 from jmeta import tasks
 from jmeta._base import AdaptResult
 from jmeta._fit import fit
+from jmeta._cg import cg
+from jmeta._checkpoint import CheckpointError
+from jmeta._checkpoint import restore_checkpoint
+from jmeta._checkpoint import save_checkpoint
+from jmeta._distributed import initialize as initialize_distributed
+from jmeta._distributed import process_tasks
+from jmeta._distributed import to_host
+from jmeta._implicit import custom_root
+from jmeta._newton import gauss_newton
+from jmeta._newton import newton
+from jmeta._remat import checkpointed_scan
+from jmeta._sharding import replicate
+from jmeta._sharding import shard_tasks
+from jmeta._sharding import task_mesh
 from jmeta._base import MetaLearner
 from jmeta._base import Task
 from jmeta._inner import inner_loop
@@ -16,6 +30,19 @@ from jmeta._meta_step import MetaStep
 from jmeta._meta_step import make_meta_step
 from jmeta._task_map import mean_over_tasks
 from jmeta.algorithms import anil
+from jmeta.algorithms import hypergradient_sgd
+from jmeta.algorithms import imaml
+from jmeta.algorithms import learned_hyperparams
+from jmeta.algorithms import learned_loss
+from jmeta.algorithms import learned_optimizer
+from jmeta.algorithms import learned_optimizer_transform
+from jmeta.algorithms import loss_network
+from jmeta.algorithms import maml_plus_plus
+from jmeta.algorithms import matching_networks
+from jmeta.algorithms import mlp_optimizer
+from jmeta.algorithms import protonet
+from jmeta.algorithms import r2d2
+from jmeta.algorithms import sgd_with_weight_decay
 from jmeta.algorithms import fomaml
 from jmeta.algorithms import maml
 from jmeta.algorithms import meta_sgd
@@ -23,6 +50,8 @@ from jmeta.algorithms import reptile
 from jmeta.evaluation import evaluate
 from jmeta.evaluation import mean_ci95
 from jmeta.models import MLP
+from jmeta.models import ConvBody
+from jmeta.models import ConvNet
 from jmeta.models import from_linen
 from jmeta.models import from_nnx
 from jmeta.models import path_mask
@@ -37,35 +66,64 @@ __version__ = "0.1.0"
 
 __all__ = (
     "AdaptResult",
-    "MLP",
-    "MetaLearner",
-    "MetaState",
-    "MetaStep",
-    "Task",
-    "TaskFamily",
     "algorithms",
     "anil",
     "binary_cross_entropy_loss",
+    "cg",
+    "checkpointed_scan",
+    "CheckpointError",
+    "ConvBody",
+    "ConvNet",
     "cross_entropy_loss",
+    "custom_root",
     "evaluate",
     "fit",
     "fomaml",
     "from_linen",
     "from_nnx",
+    "gauss_newton",
+    "hypergradient_sgd",
+    "imaml",
+    "initialize_distributed",
     "inner_loop",
+    "learned_hyperparams",
+    "learned_loss",
+    "learned_optimizer",
+    "learned_optimizer_transform",
     "linear_regression",
     "logistic_regression",
+    "loss_network",
     "make_meta_step",
     "maml",
+    "maml_plus_plus",
+    "matching_networks",
     "mean_ci95",
     "mean_over_tasks",
     "meta_sgd",
+    "MetaLearner",
+    "MetaState",
+    "MetaStep",
+    "MLP",
+    "mlp_optimizer",
     "models",
     "mse_loss",
+    "newton",
     "path_mask",
+    "process_tasks",
+    "protonet",
+    "r2d2",
+    "replicate",
     "reptile",
+    "restore_checkpoint",
     "sample_episode",
     "sample_episodes",
+    "save_checkpoint",
+    "sgd_with_weight_decay",
+    "shard_tasks",
     "sinusoid",
+    "Task",
+    "task_mesh",
+    "TaskFamily",
     "tasks",
+    "to_host",
 )

@@ -1,5 +1,14 @@
 """Meta-learning algorithms, each a factory returning a ``MetaLearner``."""
 
+from jmeta.algorithms._hyperparams import hypergradient_sgd
+from jmeta.algorithms._hyperparams import learned_hyperparams
+from jmeta.algorithms._hyperparams import sgd_with_weight_decay
+from jmeta.algorithms._imaml import imaml
+from jmeta.algorithms._learned_loss import learned_loss
+from jmeta.algorithms._learned_loss import loss_network
+from jmeta.algorithms._learned_optimizer import learned_optimizer
+from jmeta.algorithms._learned_optimizer import learned_optimizer_transform
+from jmeta.algorithms._learned_optimizer import mlp_optimizer
 from jmeta.algorithms._maml import anil
 from jmeta.algorithms._maml import fomaml
 from jmeta.algorithms._maml import maml
@@ -13,11 +22,20 @@ from jmeta.algorithms._reptile import reptile
 __all__ = (
     "anil",
     "fomaml",
+    "hypergradient_sgd",
+    "imaml",
+    "learned_hyperparams",
+    "learned_loss",
+    "learned_optimizer",
+    "learned_optimizer_transform",
+    "loss_network",
     "maml",
     "maml_plus_plus",
     "matching_networks",
     "meta_sgd",
+    "mlp_optimizer",
     "protonet",
     "r2d2",
     "reptile",
+    "sgd_with_weight_decay",
 )
