@@ -147,5 +147,8 @@ def imaml(
     adapted = adapt(meta_params, support_x, support_y, steps=steps)
     return apply_fn(adapted.params, query_x)
 
+  # Jitted once per learner: called outside jit (e.g. in a Python loop over
+  # tasks) the CG while_loop would otherwise be retraced and recompiled on
+  # every call. Inside an outer jit this is inlined.
   return MetaLearner(init=lambda key, params: params, adapt=adapt, task_loss=task_loss,
-                     task_grad=task_grad, predict=predict)
+                     task_grad=jax.jit(task_grad), predict=predict)
