@@ -29,6 +29,11 @@ from jmeta._meta_step import MetaState
 from jmeta._meta_step import MetaStep
 from jmeta._meta_step import make_meta_step
 from jmeta._task_map import mean_over_tasks
+from jmeta.algorithms._hyperparams import HypergradientSGDState
+from jmeta.algorithms._hyperparams import hyperparams_of
+from jmeta.algorithms._learned_loss import LearnedLoss
+from jmeta.algorithms._learned_optimizer import LearnedOptimizer
+from jmeta.algorithms._learned_optimizer import LearnedOptimizerState
 from jmeta.algorithms import anil
 from jmeta.algorithms import hypergradient_sgd
 from jmeta.algorithms import imaml
@@ -83,6 +88,8 @@ __all__ = (
     "from_nnx",
     "gauss_newton",
     "hypergradient_sgd",
+    "HypergradientSGDState",
+    "hyperparams_of",
     "imaml",
     "initialize_distributed",
     "inner_loop",
@@ -90,6 +97,9 @@ __all__ = (
     "learned_loss",
     "learned_optimizer",
     "learned_optimizer_transform",
+    "LearnedLoss",
+    "LearnedOptimizer",
+    "LearnedOptimizerState",
     "linear_regression",
     "logistic_regression",
     "loss_network",
