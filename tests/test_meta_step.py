@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import jmeta
-from jmeta._newton import gauss_newton, newton
+from jmeta._newton import gauss_newton
 from jmeta.algorithms._imaml import imaml
 from jmeta.algorithms import _hyperparams, _learned_loss, _learned_optimizer
 from jmeta.algorithms._maml_plus_plus import maml_plus_plus
@@ -26,7 +26,6 @@ LEARNERS = {
     "maml_plus_plus": lambda loss: maml_plus_plus(loss, steps=2, init_lr=0.05, first_order_steps=1,
                                                   multi_step_steps=4),
     "imaml": lambda loss: imaml(loss, optax.sgd(0.02), steps=3, lam=10.0, cg_steps=10, cg_tol=1e-2),
-    "maml_newton": lambda loss: jmeta.maml(loss, newton(0.5, damping=10.0, cg_steps=30), steps=1),
     "maml_gauss_newton": lambda loss: jmeta.maml(
         loss, gauss_newton(tiny_mlp()[1], "mse", 0.5, damping=1.0, cg_steps=30), steps=1),
     "learned_optimizer": lambda loss: _learned_optimizer.learned_optimizer(
