@@ -88,19 +88,27 @@ def write_table(args: argparse.Namespace) -> None:
       rows.append({"algo": algo, "ways": ways, "shots": shots, "paper": paper,
                    "paper_source": PAPER[algo][1],
                    "jmeta": cell(RUNS / f"{algo}_{ways}w{shots}s")})
-  meta = {"command": "python benchmarks/omniglot_table.py " + " ".join(sys.argv[1:]),
+  argv = [a for a in sys.argv[1:] if a != "--table-only"]
+  meta = {"command": "python benchmarks/omniglot_table.py " + " ".join(argv),
           "budget_s": args.budget, "split": "vinyals (1100/100/423 characters) x 4 rotations",
           "eval_episodes": args.eval_episodes, "meta_batch": args.meta_batch,
           "queries": {"5-way": args.queries, "20-way": args.queries_20way},
           "validation": "none (final meta-parameters; budgets too short to select)",
-          "cpu_cores": os.cpu_count()}
+          "cpu_cores": os.cpu_count(), "load_average_at_write": os.getloadavg()}
   (RESULTS / "omniglot_table.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
   lines = [
       "# Omniglot few-shot classification (jmeta, CPU, time-budgeted)", "",
       f"Command: `{meta['command']}`", "",
       f"Each jmeta cell: meta-training for a {args.budget:g} s wall-clock budget on a shared"
       " 2-core CPU (after the first compiled block), then 600 test episodes (95% CI)."
-      " Papers trained for 10^4-10^5 meta-steps on GPUs: the gap is the budget.", "",
+      " Papers trained for 10^4-10^5 meta-steps on GPUs: the gap is the budget.",
+      f"Load average when this table was written: {os.getloadavg()[0]:.1f} on"
+      f" {os.cpu_count()} cores (other jobs shared the CPU; steps/s are not speed figures).",
+      "Settings: meta-batch {}, {} queries per class (5-way) / {} (20-way), Vinyals split with"
+      " rotations, no validation (final meta-parameters), paper inner-loop settings"
+      " (MAML/FOMAML/ANIL: 1 step of 0.4 at 5-way, 5 steps of 0.1 at 20-way); \"not run\": the"
+      " time ran out before the cell.".format(args.meta_batch, args.queries, args.queries_20way),
+      "",
       "| algorithm | setting | paper | jmeta (95% CI) | meta-steps | train s (first block s) |",
       "|---|---|---|---|---|---|"]
   for row in rows:
@@ -129,8 +137,13 @@ def main() -> int:
   parser.add_argument("--task-map", default="vmap")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--only", default=None, help="comma-separated algorithms")
+  parser.add_argument("--table-only", action="store_true",
+                      help="rewrite the table from the finished runs and exit")
   args = parser.parse_args()
   RUNS.mkdir(parents=True, exist_ok=True)
+  if args.table_only:
+    write_table(args)
+    return 0
   algos = ALGOS if args.only is None else tuple(args.only.split(","))
   for ways, shots in SETTINGS:
     for algo in algos:
