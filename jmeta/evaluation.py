@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, Sequence
 
@@ -19,6 +20,21 @@ def mean_ci95(values) -> tuple[float, float]:
     raise ValueError("no values to summarise.")
   half = 1.96 * v.std(ddof=1) / math.sqrt(v.size) if v.size > 1 else float("nan")
   return float(v.mean()), float(half)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_eval(learner: MetaLearner, steps: tuple[int, ...]):
+  """One compiled evaluation function per (learner, steps): repeated calls reuse it."""
+
+  @jax.jit
+  def run(mp, batch):
+    out = {}
+    for s in steps:
+      _, metrics = jax.vmap(lambda t: learner.task_loss(mp, t, 0, steps=s))(batch)
+      out[s] = {k: v for k, v in metrics.items() if not k.endswith("_before")}
+    return out
+
+  return run
 
 
 def evaluate(
@@ -59,13 +75,7 @@ def evaluate(
     if isinstance(s, bool) or not isinstance(s, int) or s < 0:
       raise ValueError(f"steps must be non-negative ints; got {steps!r}.")
 
-  @jax.jit
-  def run(mp, batch):
-    out = {}
-    for s in steps:
-      _, metrics = jax.vmap(lambda t: learner.task_loss(mp, t, 0, steps=s))(batch)
-      out[s] = {k: v for k, v in metrics.items() if not k.endswith("_before")}
-    return out
+  run = _compiled_eval(learner, steps)
 
   collected: dict[int, dict[str, list]] = {s: {} for s in steps}
   keys = jax.random.split(key, math.ceil(num_tasks / batch_size))
