@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jmeta._base import Task
+from jmeta._fit import fit
 from jmeta._meta_step import MetaState, MetaStep
 
 
@@ -138,25 +139,5 @@ def fit_from(
   Yields:
     ``(state, record)`` as ``jmeta.fit``.
   """
-  if iterations < 0 or log_every < 1 or meta_batch < 1:
-    raise ValueError(
-        f"need iterations >= 0, log_every >= 1, meta_batch >= 1; got {iterations},"
-        f" {log_every}, {meta_batch}.")
-
-  def block(state, start, length):
-    def body(s, i):
-      return step.step_fn(s, sample_tasks(jax.random.fold_in(key, i), meta_batch))
-    state, metrics = jax.lax.scan(body, state, start + jnp.arange(length))
-    means = {k: jnp.mean(v) for k, v in metrics.items() if k not in ("finite", "skipped")}
-    means["nonfinite"] = jnp.sum(1.0 - metrics["finite"])
-    return state, means
-
-  compiled = jax.jit(block, static_argnums=2)
-  done = int(state.step)
-  while done < iterations:
-    length = min(log_every - done % log_every, iterations - done)
-    state, means = compiled(state, jnp.asarray(done, jnp.int32), length)
-    done += length
-    record = {k: float(v) for k, v in means.items()}
-    record["step"] = done
-    yield state, record
+  return fit(step, state, sample_tasks, key=key, iterations=iterations,
+             meta_batch=meta_batch, log_every=log_every, start=int(state.step))

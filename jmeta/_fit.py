@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +21,7 @@ def fit(
     meta_batch: int,
     log_every: int = 100,
     on_nonfinite: str = "skip",
+    start: int = 0,
 ) -> Iterator[tuple[MetaState, dict[str, float]]]:
   """Meta-trains, yielding the state and mean metrics every ``log_every`` steps.
 
@@ -40,15 +41,18 @@ def fit(
     on_nonfinite: ``"skip"`` (the meta-step's guard skips non-finite updates
       and the record counts them) or ``"raise"`` (``FloatingPointError`` as soon
       as a block saw a non-finite meta-step).
+    start: index of the first meta-step (resume with ``start=int(state.step)``);
+      blocks end at the multiples of ``log_every``, so a run resumed at a block
+      boundary computes the same numbers as an uninterrupted one.
 
   Yields:
     ``(state, record)`` where ``record`` holds ``step`` and the means over the
     block of every metric, plus ``nonfinite`` (non-finite steps in the block).
   """
-  if iterations < 0 or log_every < 1 or meta_batch < 1:
+  if start < 0 or iterations < start or log_every < 1 or meta_batch < 1:
     raise ValueError(
-        f"need iterations >= 0, log_every >= 1, meta_batch >= 1; got {iterations},"
-        f" {log_every}, {meta_batch}.")
+        f"need 0 <= start <= iterations, log_every >= 1, meta_batch >= 1; got start={start},"
+        f" iterations={iterations}, log_every={log_every}, meta_batch={meta_batch}.")
   if on_nonfinite not in ("skip", "raise"):
     raise ValueError(f"on_nonfinite must be 'skip' or 'raise'; got {on_nonfinite!r}.")
 
@@ -62,9 +66,9 @@ def fit(
     return state, means
 
   compiled = jax.jit(block, static_argnums=2)
-  done = 0
+  done = start
   while done < iterations:
-    length = min(log_every, iterations - done)
+    length = min(log_every - done % log_every, iterations - done)
     state, means = compiled(state, jnp.asarray(done, jnp.int32), length)
     done += length
     record = {k: float(v) for k, v in means.items()}

@@ -7,7 +7,6 @@ import math
 from typing import Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jmeta._base import MetaLearner, MetaParams, Task
