@@ -13,7 +13,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import time
 from typing import Any, Callable, NamedTuple
 
@@ -24,6 +23,7 @@ import optax
 import jmeta
 from jmeta.models._conv import ConvBody, ConvNet
 from jmeta.tasks._episodes import sample_episodes
+from jmeta._train_synthetic import run_info
 
 GRADIENT_BASED = ("maml", "fomaml", "meta-sgd", "anil", "reptile", "maml++")
 METRIC = ("protonet", "matching", "r2d2")
@@ -247,10 +247,7 @@ def run(args: argparse.Namespace) -> int:
       "timing": {"load_s": load_s, "train_s": train_s, "first_block_s": first_block_s,
                  "validation_s": val_s, "eval_s": eval_s,
                  "meta_steps_per_s": done / train_s if train_s > 0 else None},
-      "skipped_meta_steps": int(state.skipped),
-      "versions": {"jmeta": jmeta.__version__, "jax": jax.__version__, "optax": optax.__version__,
-                   "python": platform.python_version()},
-      "backend": jax.default_backend(),
+      **run_info(state),
   }
   with open(os.path.join(args.out, "results.json"), "w") as f:
     json.dump(results, f, indent=2)

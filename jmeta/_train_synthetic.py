@@ -16,6 +16,16 @@ import jmeta
 from jmeta._plots import plot_loss_curve, plot_sinusoid_adaptation
 
 
+def run_info(state) -> dict:
+  """What every ``results.json`` records besides the figures: skips, versions, backend."""
+  return {
+      "skipped_meta_steps": int(state.skipped),
+      "versions": {"jmeta": jmeta.__version__, "jax": jax.__version__, "optax": optax.__version__,
+                   "python": platform.python_version()},
+      "backend": jax.default_backend(),
+  }
+
+
 def make_family(name: str, shots: int, queries: int):
   """The task family called ``name`` on the command line."""
   if name == "sinusoid":
@@ -152,10 +162,7 @@ def run(args: argparse.Namespace) -> int:
                     for s, row in table.items()},
       "timing": {"train_s": train_s, "first_block_s": compile_s, "eval_s": eval_s,
                  "meta_steps_per_s": args.iterations / train_s if train_s > 0 else None},
-      "skipped_meta_steps": int(state.skipped),
-      "versions": {"jmeta": jmeta.__version__, "jax": jax.__version__, "optax": optax.__version__,
-                   "python": platform.python_version()},
-      "backend": jax.default_backend(),
+      **run_info(state),
   }
   with open(os.path.join(args.out, "results.json"), "w") as f:
     json.dump(results, f, indent=2)

@@ -19,34 +19,24 @@ DEFAULTS = {
 TASKS = ("sinusoid", "linear", "logistic")
 
 
-def _positive_int(text: str) -> int:
-  try:
-    v = int(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-  if v < 1:
-    raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-  return v
+def _bounded(cast, ok, what: str):
+  """An argparse type: ``cast(text)`` that must satisfy ``ok``, else ``expected {what}``."""
+
+  def parse(text: str):
+    try:
+      v = cast(text)
+    except ValueError:
+      raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not ok(v):
+      raise argparse.ArgumentTypeError(f"expected {what}, got {v}")
+    return v
+
+  return parse
 
 
-def _non_negative_int(text: str) -> int:
-  try:
-    v = int(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-  if v < 0:
-    raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
-  return v
-
-
-def _positive_float(text: str) -> float:
-  try:
-    v = float(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-  if not v > 0:
-    raise argparse.ArgumentTypeError(f"expected a positive number, got {v}")
-  return v
+_positive_int = _bounded(int, lambda v: v >= 1, "a positive integer")
+_non_negative_int = _bounded(int, lambda v: v >= 0, "an integer >= 0")
+_positive_float = _bounded(float, lambda v: v > 0, "a positive number")
 
 
 def _int_list(text: str) -> tuple[int, ...]:
