@@ -10,7 +10,7 @@ import subprocess
 import sys
 from typing import Any, Callable
 
-from benchmarks import _configs, _harness, _report, _stats
+from benchmarks import _configs, _harness, _report, _stats, _worker
 from benchmarks.peers import PEERS
 
 Log = Callable[[str], None]
@@ -77,7 +77,7 @@ def speed(ctx: Ctx) -> dict:
     ctx.log(f"== {cfg.name}")
     grad_cfg = cfg.replace(tasks=min(cfg.tasks, 2)) if cfg.model == "conv" else cfg
     grad = ctx.job({"kind": "grad", "config": grad_cfg.to_dict(), "peers": peers},
-                            timeout=1800)
+                   timeout=1800, env=_worker.grad_env())
     impls = ["jmeta"] + (["jmeta-scan"] if cfg.model == "mlp" else []) + peers
     sp = ctx.job({"kind": "speed", "config": cfg.to_dict(), "impls": impls,
                            "rounds": 3 if q else 7, "round_s": 0.3 if q else 1.0,
@@ -103,6 +103,16 @@ def speed(ctx: Ctx) -> dict:
     elif not flops:
       eff = "\n\nCompute efficiency: XLA cost analysis gave no FLOP count for this step."
     notes = "; ".join(grad.get("notes", [])) if grad.get("ok") else ""
+    if grad.get("ok") and "jit_vs_eager" in grad:
+      notes = "; ".join(x for x in [notes, (
+          f"jmeta's float64 jit gradient vs its op-by-op gradient: max rel diff "
+          f"{grad['jit_vs_eager']:.1e} (XLA_FLAGS={grad.get('xla_flags')!r}, see README "
+          f"'Known issues')")] if x)
+    if grad.get("ok") and grad.get("f32_err"):
+      errs = ", ".join(f"{k} {v:.1e}" if isinstance(v, float) else f"{k} failed ({v})"
+                       for k, v in grad["f32_err"].items())
+      notes = "; ".join(x for x in [notes, (
+          f"float32 meta-gradient error against the float64 reference (max rel diff): {errs}")] if x)
     text = (f"Config: `{cfg.to_dict()}`. Same initial weights and task batches in every "
             f"implementation; timed rounds interleave implementations (jmeta, peers, jmeta, ...) "
             f"in one process; ratio = jmeta steps/s / peer steps/s paired by round. "

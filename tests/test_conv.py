@@ -258,3 +258,34 @@ def test_features_and_head_split():
   assert feats.shape == (3, 64)
   x3 = jax.ShapeDtypeStruct((3, 28, 28), jnp.float32)
   assert jax.eval_shape(net.apply, params, x3).shape == (3, 5)
+
+
+def test_float64_conv_norm_gradient_jit_equals_op_by_op():
+  # XLA:CPU (jaxlib 0.10.2) gets this float64 gradient wrong by O(1) under
+  # jit unless the suite's XLA_F64_WORKAROUND (conftest) is in XLA_FLAGS.
+  from jmeta.models._conv import ConvBody
+  x = jax.random.uniform(jax.random.PRNGKey(1), (2, 28, 28, 1), jnp.float64)
+  net = ConvBody(hidden=64, blocks=1, conv_impl="xla")
+  params = jax.tree.map(lambda a: a.astype(jnp.float64),
+                        net.init(jax.random.PRNGKey(0), x))
+  w = _randn(jax.random.PRNGKey(3), net.apply(params, x).shape)
+  f = lambda p: jnp.sum(w * net.apply(p, x))
+  with jax.disable_jit():
+    eager = jax.grad(f)(params)
+  jitted = jax.jit(jax.grad(f))(params)
+  for a, b in zip(jax.tree.leaves(eager), jax.tree.leaves(jitted)):
+    np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-9 * float(jnp.abs(a).max()))
+
+
+def test_float64_conv_warns_without_xla_workaround(monkeypatch):
+  monkeypatch.setattr(_ops, "_warned_f64", [])
+  monkeypatch.setenv("XLA_FLAGS", "")
+  with pytest.warns(RuntimeWarning, match="xla_disable_hlo_passes=algsimp"):
+    _ops.check_float64_xla(jnp.float64)
+  monkeypatch.setattr(_ops, "_warned_f64", [])
+  monkeypatch.setenv("XLA_FLAGS", _ops.XLA_F64_WORKAROUND)
+  import warnings
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    _ops.check_float64_xla(jnp.float64)
+    _ops.check_float64_xla(jnp.float32)

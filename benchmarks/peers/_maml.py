@@ -209,7 +209,24 @@ class TorchFunc(_Peer):
     torch = self.torch
     fn = torch.func
     model, loss, cfg = self.model, self.loss, self.cfg
-    call = lambda p, x: fn.functional_call(model, p, (x,))
+    if cfg.model == "conv":
+      # nn.BatchNorm2d under torch.func.vmap does not normalise each task with
+      # its own statistics (its meta-gradient differed from every other
+      # implementation's by O(1)); the functional forward below does, as a
+      # torch.func user would write it.
+      F = torch.nn.functional
+
+      def call(p, x):
+        for i in range(4):
+          x = F.conv2d(x, p[f"conv{i}.weight"], p[f"conv{i}.bias"], padding=1)
+          mean = x.mean(dim=(0, 2, 3), keepdim=True)
+          var = ((x - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)
+          x = (x - mean) * torch.rsqrt(var + 1e-5)
+          x = x * p[f"norm{i}.weight"].view(1, -1, 1, 1) + p[f"norm{i}.bias"].view(1, -1, 1, 1)
+          x = F.max_pool2d(F.relu(x), 2)
+        return F.linear(x.flatten(1), p["head.weight"], p["head.bias"])
+    else:
+      call = lambda p, x: fn.functional_call(model, p, (x,))
 
     def inner_loss(p, x, y):
       return loss(call(p, x), y)

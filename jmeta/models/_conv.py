@@ -149,6 +149,7 @@ class ConvBody(nn.Module):
       raise ValueError(f"norm must be one of {_NORMS}, got {self.norm!r}")
     if x.ndim == 3:
       x = x[..., None]
+    _ops.check_float64_xla(x.dtype)
     use_bias = self.norm == "none" if self.conv_bias is None else self.conv_bias
     for i in range(self.blocks):
       x = Conv(self.hidden, use_bias=use_bias, conv_impl=self.conv_impl,

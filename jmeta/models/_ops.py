@@ -21,7 +21,9 @@ choice; :func:`conv2d` picks per backend with ``impl="auto"``.
 from __future__ import annotations
 
 import functools
+import os
 from typing import Literal, Sequence, Tuple, Union
+import warnings
 
 import jax
 from jax import lax
@@ -31,11 +33,44 @@ ConvImpl = Literal["auto", "matmul", "matmul_vjp", "xla"]
 Padding = Union[str, Sequence[Tuple[int, int]]]
 
 __all__ = [
+    "XLA_F64_WORKAROUND",
     "batch_stat_norm",
+    "check_float64_xla",
     "conv2d",
     "max_pool_2x2",
     "resolve_conv_impl",
 ]
+
+
+# XLA:CPU as shipped in jaxlib 0.10.2 miscompiles some float64 programs made
+# of a convolution, batch normalisation, ReLU and max-pooling (seen with 64
+# channels): the jit-compiled gradient differs from the op-by-op one by O(1),
+# for ``lax.conv_general_dilated`` and the matmul path alike. Turning off its
+# algebraic simplifier fixes it (jit then equals op-by-op and learn2learn to
+# 1e-12). Float32 is not affected. See README, "Known issues".
+XLA_F64_WORKAROUND = "--xla_disable_hlo_passes=algsimp"
+_warned_f64 = []
+
+
+def check_float64_xla(dtype) -> None:
+  """Warns once if float64 conv nets run on XLA:CPU without the workaround.
+
+  Called by jmeta's conv modules at trace time. The workaround must be in
+  ``XLA_FLAGS`` before JAX starts its backend, e.g.
+  ``XLA_FLAGS=--xla_disable_hlo_passes=algsimp python train.py``.
+  """
+  if _warned_f64 or jnp.dtype(dtype) != jnp.float64:
+    return
+  if jax.default_backend() != "cpu":
+    return
+  if "algsimp" in os.environ.get("XLA_FLAGS", ""):
+    return
+  _warned_f64.append(True)
+  warnings.warn(
+      "float64 conv net on XLA:CPU: jaxlib 0.10.2 can miscompile the gradients of "
+      "conv -> batch norm -> ReLU -> max-pool in float64 under jit. Set "
+      f"XLA_FLAGS={XLA_F64_WORKAROUND} before importing jax (see jmeta's README, "
+      "'Known issues'); float32 is not affected.", RuntimeWarning, stacklevel=3)
 
 
 def resolve_conv_impl(impl: str) -> str:
