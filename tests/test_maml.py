@@ -165,3 +165,30 @@ def test_program_size_does_not_grow_with_inner_steps():
     return len(str(jax.make_jaxpr(grad)(params)).splitlines())
 
   assert size(2) == size(50) == size(1000)
+
+
+@pytest.mark.parametrize("make", [
+    lambda loss, **kw: jmeta.maml(loss, optax.sgd(0.05), steps=2, **kw),
+    lambda loss, **kw: jmeta.anil(loss, optax.sgd(0.05),
+                                  adapt=lambda p: jmeta.path_mask(p, "head"), **kw),
+    lambda loss, **kw: jmeta.reptile(loss, optax.sgd(0.05), steps=2, **kw),
+])
+def test_metrics_before_off_keeps_the_gradient_and_saves_the_query_pass(make):
+  params, apply = tiny_mlp()
+  task = first_task(sinusoid_batch())
+  on = make(jmeta.mse_loss(apply))
+  off = make(jmeta.mse_loss(apply), metrics_before=False)
+  g_on, m_on = jax.jit(on.task_grad)(params, task)
+  g_off, m_off = jax.jit(off.task_grad)(params, task)
+  for a, b in zip(jax.tree.leaves(g_on), jax.tree.leaves(g_off)):
+    np.testing.assert_array_equal(a, b)
+  assert "query_loss_before" in m_on
+  assert set(m_off) == set(m_on) - {"query_loss_before"}
+  for k in m_off:
+    np.testing.assert_array_equal(m_on[k], m_off[k])
+
+  def flops(learner):
+    ca = jax.jit(learner.task_grad).lower(params, task).compile().cost_analysis()
+    ca = ca[0] if isinstance(ca, (list, tuple)) else ca
+    return ca["flops"]
+  assert flops(off) < flops(on)

@@ -29,21 +29,28 @@ def check_optimizer(opt: Any, name: str = "inner_opt") -> optax.GradientTransfor
 
 
 def query_metrics(loss_fn: LossFn, before: Params, after: Params, task: Task,
-                  adapted: AdaptResult) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """Query loss after adaptation and the standard metrics of one task."""
+                  adapted: AdaptResult, *, metrics_before: bool = True
+                  ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Query loss after adaptation and the standard metrics of one task.
+
+  With ``metrics_before`` the query loss (and aux) at the un-adapted
+  parameters are added as ``query_*_before``: one more forward pass over the
+  query set, outside the gradient.
+  """
   loss, aux = call_loss(loss_fn, after, task.query_x, task.query_y)
-  loss_before, aux_before = call_loss(
-      loss_fn, jax.lax.stop_gradient(before), task.query_x, task.query_y)
   metrics = {
       "query_loss": loss,
-      "query_loss_before": loss_before,
       "support_loss_before": adapted.losses[0],
       "support_loss": adapted.losses[-1],
   }
   for k, v in aux.items():
     metrics[f"query_{k}"] = v
-  for k, v in aux_before.items():
-    metrics[f"query_{k}_before"] = v
+  if metrics_before:
+    loss_before, aux_before = call_loss(
+        loss_fn, jax.lax.stop_gradient(before), task.query_x, task.query_y)
+    metrics["query_loss_before"] = loss_before
+    for k, v in aux_before.items():
+      metrics[f"query_{k}_before"] = v
   return loss, metrics
 
 
@@ -59,6 +66,7 @@ def gradient_based(
     mask: Optional[Mask] = None,
     direction: str = "gradient",
     truncate: Optional[int] = None,
+    metrics_before: bool = True,
 ) -> MetaLearner:
   """Builds a learner that adapts by an inner loop of gradient steps.
 
@@ -77,6 +85,9 @@ def gradient_based(
       ``"reptile"`` (``initial - adapted``, Nichol et al. 2018).
     truncate: only the last ``truncate`` inner steps carry second-order terms
       (truncated back-propagation; ``None``: all of them).
+    metrics_before: also report the query loss and aux metrics before
+      adaptation (``query_loss_before``, ...), at the cost of one more forward
+      pass over every task's query set; ``False`` drops them.
 
   Returns:
     A ``MetaLearner``.
@@ -100,7 +111,8 @@ def gradient_based(
   def task_loss(meta_params, task: Task, step=0, *, steps: Optional[int] = None):
     del step
     adapted = adapt(meta_params, task.support_x, task.support_y, steps=steps)
-    return query_metrics(loss_fn, params_of(meta_params), adapted.params, task, adapted)
+    return query_metrics(loss_fn, params_of(meta_params), adapted.params, task, adapted,
+                         metrics_before=metrics_before)
 
   if direction == "gradient":
     def task_grad(meta_params, task: Task, step=0):
@@ -110,7 +122,8 @@ def gradient_based(
       del step
       params = params_of(meta_params)
       adapted = adapt(meta_params, task.support_x, task.support_y)
-      _, metrics = query_metrics(loss_fn, params, adapted.params, task, adapted)
+      _, metrics = query_metrics(loss_fn, params, adapted.params, task, adapted,
+                                 metrics_before=metrics_before)
       diff = jax.tree.map(lambda a, b: a - b, params, jax.lax.stop_gradient(adapted.params))
       return diff, metrics
 

@@ -31,6 +31,7 @@ def maml(
     first_order: bool = False,
     remat: Remat = False,
     truncate: Optional[int] = None,
+    metrics_before: bool = True,
 ) -> MetaLearner:
   """Model-Agnostic Meta-Learning.
 
@@ -55,6 +56,9 @@ def maml(
       ``jmeta.checkpointed_scan``). Same numbers, less memory, more compute.
     truncate: truncated back-propagation: only the last ``truncate`` inner
       steps carry second-order terms (``None``: all).
+    metrics_before: also report ``query_loss_before`` (and the loss's aux
+      metrics before adaptation): one more forward pass over each task's query
+      set, outside the gradient. ``False`` drops it (cheaper meta-steps).
 
   Returns:
     A ``MetaLearner``; its meta-parameters are the model parameters.
@@ -70,11 +74,13 @@ def maml(
   opt = check_optimizer(optax.sgd(0.01) if inner_opt is None else inner_opt)
   return gradient_based(loss_fn, init=_keep, params_of=_identity,
                         inner_opt_of=lambda mp: opt, steps=steps,
-                        first_order=first_order, remat=remat, truncate=truncate)
+                        first_order=first_order, remat=remat, truncate=truncate,
+                        metrics_before=metrics_before)
 
 
 def fomaml(loss_fn: LossFn, inner_opt: Optional[optax.GradientTransformation] = None,
-           *, steps: int = 1, remat: Remat = False) -> MetaLearner:
+           *, steps: int = 1, remat: Remat = False,
+           metrics_before: bool = True) -> MetaLearner:
   """First-order MAML: ``maml(..., first_order=True)``.
 
   The meta-gradient is the query-loss gradient at the adapted parameters.
@@ -82,7 +88,8 @@ def fomaml(loss_fn: LossFn, inner_opt: Optional[optax.GradientTransformation] = 
   References:
     Finn, Abbeel and Levine, ICML 2017, section 5.2.
   """
-  return maml(loss_fn, inner_opt, steps=steps, first_order=True, remat=remat)
+  return maml(loss_fn, inner_opt, steps=steps, first_order=True, remat=remat,
+              metrics_before=metrics_before)
 
 
 def _per_parameter_sgd(lrs) -> optax.GradientTransformation:
@@ -107,6 +114,7 @@ def meta_sgd(
     first_order: bool = False,
     remat: Remat = False,
     truncate: Optional[int] = None,
+    metrics_before: bool = True,
 ) -> MetaLearner:
   """Meta-SGD: MAML with per-parameter inner learning rates learned too.
 
@@ -121,6 +129,9 @@ def meta_sgd(
     first_order: drop second-order terms (the rates still get gradients).
     remat: inner-unroll memory policy (``False``, ``True``, ``"sqrt"``, ``"log"``).
     truncate: only the last ``truncate`` inner steps are second order.
+    metrics_before: also report ``query_loss_before`` (and the loss's aux
+      metrics before adaptation): one more forward pass over each task's query
+      set, outside the gradient. ``False`` drops it (cheaper meta-steps).
 
   References:
     Li, Zhou, Chen and Li, "Meta-SGD: Learning to Learn Quickly for Few-Shot
@@ -136,7 +147,8 @@ def meta_sgd(
 
   return gradient_based(loss_fn, init=init, params_of=lambda mp: mp["params"],
                         inner_opt_of=lambda mp: _per_parameter_sgd(mp["lr"]),
-                        steps=steps, first_order=first_order, remat=remat, truncate=truncate)
+                        steps=steps, first_order=first_order, remat=remat, truncate=truncate,
+                        metrics_before=metrics_before)
 
 
 def anil(
@@ -148,6 +160,7 @@ def anil(
     first_order: bool = False,
     remat: Remat = False,
     truncate: Optional[int] = None,
+    metrics_before: bool = True,
 ) -> MetaLearner:
   """ANIL (Almost No Inner Loop): MAML that adapts only a sub-tree.
 
@@ -162,6 +175,9 @@ def anil(
     first_order: drop second-order terms.
     remat: inner-unroll memory policy (``False``, ``True``, ``"sqrt"``, ``"log"``).
     truncate: only the last ``truncate`` inner steps are second order.
+    metrics_before: also report ``query_loss_before`` (and the loss's aux
+      metrics before adaptation): one more forward pass over each task's query
+      set, outside the gradient. ``False`` drops it (cheaper meta-steps).
 
   References:
     Raghu, Raghu, Bengio and Vinyals, "Rapid Learning or Feature Reuse? Towards
@@ -173,4 +189,4 @@ def anil(
   return gradient_based(loss_fn, init=_keep, params_of=_identity,
                         inner_opt_of=lambda mp: opt, steps=steps,
                         first_order=first_order, remat=remat, mask=adapt,
-                        truncate=truncate)
+                        truncate=truncate, metrics_before=metrics_before)

@@ -18,6 +18,7 @@ def reptile(
     *,
     steps: int = 5,
     remat: Remat = False,
+    metrics_before: bool = True,
 ) -> MetaLearner:
   """Reptile: move the initialisation towards the adapted parameters.
 
@@ -33,6 +34,9 @@ def reptile(
     steps: number of inner steps (Reptile needs more than one to differ from
       joint training).
     remat: inner-unroll memory policy (``False``, ``True``, ``"sqrt"``, ``"log"``).
+    metrics_before: also report ``query_loss_before`` (and the loss's aux
+      metrics before adaptation): one more forward pass over each task's query
+      set, outside the gradient. ``False`` drops it (cheaper meta-steps).
 
   References:
     Nichol, Achiam and Schulman, "On First-Order Meta-Learning Algorithms",
@@ -41,4 +45,5 @@ def reptile(
   opt = check_optimizer(optax.sgd(0.01) if inner_opt is None else inner_opt)
   return gradient_based(loss_fn, init=lambda key, p: p, params_of=lambda mp: mp,
                         inner_opt_of=lambda mp: opt, steps=steps,
-                        first_order=True, remat=remat, direction="reptile")
+                        first_order=True, remat=remat, direction="reptile",
+                        metrics_before=metrics_before)
