@@ -305,9 +305,19 @@ def _jmeta_step(cfg: Config, net, params, tasks):
   if len(parts) > 2:
     kwargs["chunk_size"] = int(parts[2])
   loss_fn = lambda p, x, y: _xent(net.apply(p, x), y)
-  learner = jmeta.algorithms.maml(loss_fn, optax.sgd(cfg.inner_lr),
-                                  steps=cfg.inner_steps,
-                                  first_order=cfg.algo == "maml1")
+  if cfg.algo in ("maml1", "maml2"):
+    learner = jmeta.maml(loss_fn, optax.sgd(cfg.inner_lr), steps=cfg.inner_steps,
+                         first_order=cfg.algo == "maml1", metrics_before=False)
+  elif cfg.algo == "anil":
+    learner = jmeta.anil(loss_fn, optax.sgd(cfg.inner_lr), steps=cfg.inner_steps,
+                         adapt=lambda p: jmeta.path_mask(p, "head"), metrics_before=False)
+  elif cfg.algo == "protonet":
+    from jmeta.models._conv import ConvBody
+    body = ConvBody(hidden=cfg.hidden, conv_impl=cfg.conv_impl, conv_bias=cfg.conv_bias)
+    params = body.init(jax.random.PRNGKey(cfg.seed), tasks[0][0])
+    learner = jmeta.protonet(body.apply, ways=cfg.ways)
+  else:
+    raise ValueError(f"unknown algo {cfg.algo!r}")
   ms = jmeta.make_meta_step(learner, optax.adam(1e-3), **kwargs)
   state = ms.init(jax.random.PRNGKey(cfg.seed), params)
   batch = jmeta.Task(*tasks)
@@ -386,16 +396,23 @@ def measure(cfg: Config) -> dict:
 
 def l2l_available() -> bool:
   try:
-    import learn2learn  # noqa: F401
-    import torch  # noqa: F401
-  except Exception:  # pragma: no cover - depends on the environment
+    _import_l2l()
+  except Exception as e:  # pragma: no cover - depends on the environment
+    print(f"learn2learn unavailable: {type(e).__name__}: {e}"[:300])
     return False
   return True
 
 
-def _measure_l2l(cfg: Config) -> dict:
-  import learn2learn as l2l
+def _import_l2l():
+  """learn2learn and torch, through the harness's torchvision shim."""
+  from benchmarks.peers._compat import import_peer, setup_torch
   import torch
+  setup_torch(int(os.environ.get("BENCH_TORCH_THREADS", "2")))
+  return import_peer("learn2learn"), torch
+
+
+def _measure_l2l(cfg: Config) -> dict:
+  l2l, torch = _import_l2l()
 
   torch.manual_seed(cfg.seed)
   out = dict(dataclasses.asdict(cfg))
@@ -445,9 +462,13 @@ def _measure_l2l(cfg: Config) -> dict:
     opt = torch.optim.Adam(body.parameters(), 1e-3)
 
     def step():
+      # As learn2learn's ProtoNet example: one forward over the episode's
+      # support and query images together (transductive batch statistics,
+      # like jmeta.protonet), prototypes, negative squared distances.
       opt.zero_grad()
       for t in range(b):
-        fs, fq = body(sx[t]), body(qx[t])
+        z = body(torch.cat([sx[t], qx[t]]))
+        fs, fq = z[:n_s], z[n_s:]
         onehot = torch.nn.functional.one_hot(sy[t], cfg.ways).float()
         protos = onehot.T @ fs / onehot.sum(0)[:, None]
         logits = -torch.cdist(fq, protos) ** 2
@@ -549,10 +570,7 @@ def main(argv: Optional[list[str]] = None) -> list[dict]:
     print("learn2learn/torch not importable: skipping the comparison")
   for algo in args.algo:
     for ways in args.ways:
-      # jmeta's make_meta_step is only wired up for MAML here.
-      modes = [m for m in args.mode
-               if algo.startswith("maml") or not m.startswith("jmeta")]
-      modes = modes or ["scan"]
+      modes = args.mode
       jax_cfgs = [Config(algo=algo, ways=ways, mode=m, conv_impl=c,
                          meta_batch=args.meta_batch, queries=args.queries,
                          repeats=args.repeats, budget_s=args.budget_s,

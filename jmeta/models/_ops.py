@@ -235,13 +235,18 @@ def conv2d(
 
 
 def max_pool_2x2(x: jax.Array) -> jax.Array:
-  """2x2 max-pooling with stride 2 ('VALID', floor mode), by reshape + max.
+  """2x2 max-pooling with stride 2 ('VALID', floor mode), by strided slices.
 
   Equals ``flax.linen.max_pool(x, (2, 2), strides=(2, 2))`` (and PyTorch's
-  ``MaxPool2d(2)``): an odd trailing row or column is dropped. Its gradient is
-  a mask product, not a ``select_and_scatter``; on ties (which a continuous
-  input almost never has, and which after a ReLU sit where the ReLU's own
-  gradient is zero) the gradient is shared equally among the maxima.
+  ``MaxPool2d(2)``): an odd trailing row or column is dropped. It is the
+  elementwise maximum of the four strided slices ``x[:, i::2, j::2]``, so its
+  gradient is made of selects and pads (the transpose of a strided slice), not
+  a ``select_and_scatter``, and is ~3x faster on XLA:CPU than the gradient of a
+  ``max`` reduction over a reshaped window (measured: 32 ms vs 109 ms for
+  320 x 28 x 28 x 64 floats). On ties (which a continuous input almost never
+  has, and which after a ReLU sit where the ReLU's own gradient is zero) the
+  gradient is split among the tied entries (``jnp.maximum``'s rule: halves at
+  each pairwise tie), summing to one.
 
   Args:
     x: inputs, shape ``(batch, height, width, channels)``.
@@ -249,11 +254,12 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
   Returns:
     Shape ``(batch, height // 2, width // 2, channels)``.
   """
-  n, h, w, c = x.shape
+  _, h, w, _ = x.shape
   h2, w2 = h // 2, w // 2
-  if (h2 * 2, w2 * 2) != (h, w):
-    x = x[:, :h2 * 2, :w2 * 2, :]
-  return jnp.max(x.reshape(n, h2, 2, w2, 2, c), axis=(2, 4))
+  x = x[:, :h2 * 2, :w2 * 2, :]
+  top = jnp.maximum(x[:, 0::2, 0::2], x[:, 0::2, 1::2])
+  bottom = jnp.maximum(x[:, 1::2, 0::2], x[:, 1::2, 1::2])
+  return jnp.maximum(top, bottom)
 
 
 def batch_stat_norm(
