@@ -78,7 +78,7 @@ def make_meta_step(
     *,
     clip_norm: Optional[float] = None,
     on_nonfinite: str = "skip",
-    task_map: str = "vmap",
+    task_map: str = "auto",
     chunk_size: Optional[int] = None,
     jit: bool = True,
     mesh: Optional[Mesh] = None,
@@ -97,7 +97,10 @@ def make_meta_step(
     outer_opt: the optax optimizer of the meta-parameters.
     clip_norm: clip the mean meta-gradient to this global norm (``None``: no).
     on_nonfinite: ``"skip"`` or ``"raise"``.
-    task_map: how tasks are mapped: ``"vmap"``, ``"scan"`` or ``"chunked"``
+    task_map: how tasks are mapped: ``"auto"`` (default: ``"vmap"`` on
+      GPU/TPU; on the CPU ``"scan"`` for tasks of at least
+      ``AUTO_SCAN_ELEMENTS`` input elements, such as image episodes, and
+      ``"vmap"`` for small ones), ``"vmap"``, ``"scan"`` or ``"chunked"``
       (see ``jmeta.mean_over_tasks``).
     chunk_size: tasks per chunk when ``task_map="chunked"``.
     jit: compile ``update`` with ``jax.jit`` (turn off only to debug).

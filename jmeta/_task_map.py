@@ -9,7 +9,15 @@ import jax.numpy as jnp
 
 from jmeta._base import PyTree
 
-TASK_MAP_MODES = ("vmap", "scan", "chunked")
+TASK_MAP_MODES = ("auto", "vmap", "scan", "chunked")
+
+# ``task_map="auto"`` on the CPU scans over tasks whose inputs hold at least
+# this many elements (an Omniglot 5-way 1-shot episode with 15 queries: 62,720)
+# and vmaps smaller ones (a 10-shot sinusoid task: 20). Measured on XLA:CPU:
+# for the conv net, a scan keeps one task's activations (1 GB instead of 5-7
+# GB at meta-batch 32) and runs 2x faster; for small MLP tasks, vmap is several
+# times faster than a loop.
+AUTO_SCAN_ELEMENTS = 16_384
 
 
 def batch_size(tasks: PyTree) -> int:
@@ -20,6 +28,22 @@ def batch_size(tasks: PyTree) -> int:
         "every leaf of a task batch needs the same leading (task) axis; got"
         f" leading sizes {sorted(sizes)}.")
   return sizes.pop()
+
+
+def resolve_task_map(mode: str, tasks: PyTree) -> str:
+  """The concrete mode of ``mode`` for this task batch (``"auto"`` resolved).
+
+  ``"auto"`` is ``"vmap"`` on GPU/TPU; on the CPU it is ``"scan"`` when one
+  task's arrays hold at least ``AUTO_SCAN_ELEMENTS`` elements, else ``"vmap"``.
+  Shapes are static under ``jit``, so this is decided at trace time.
+  """
+  if mode != "auto":
+    return mode
+  if jax.default_backend() != "cpu":
+    return "vmap"
+  n = batch_size(tasks)
+  per_task = sum(int(jnp.size(leaf)) for leaf in jax.tree.leaves(tasks)) // max(n, 1)
+  return "scan" if per_task >= AUTO_SCAN_ELEMENTS else "vmap"
 
 
 def check_task_map(mode: str, chunk_size: Optional[int]) -> None:
@@ -46,8 +70,10 @@ def mean_over_tasks(
     tasks: a pytree whose leaves have a leading task axis of size ``n``.
     mode: ``"vmap"`` (all tasks at once: fastest for small models, memory
       grows with ``n``), ``"scan"`` (one task at a time, accumulating a running
-      sum: memory of one task), or ``"chunked"`` (a scan over chunks of
-      ``chunk_size`` tasks, each chunk vmapped).
+      sum: memory of one task), ``"chunked"`` (a scan over chunks of
+      ``chunk_size`` tasks, each chunk vmapped), or ``"auto"`` (see
+      ``resolve_task_map``: ``"scan"`` for large tasks on the CPU, else
+      ``"vmap"``).
     chunk_size: tasks per chunk for ``"chunked"``; must divide ``n``.
 
   Returns:
@@ -57,6 +83,7 @@ def mean_over_tasks(
   n = batch_size(tasks)
   if n == 0:
     raise ValueError("the task batch is empty: it needs at least one task.")
+  mode = resolve_task_map(mode, tasks)
   if mode == "vmap":
     out = jax.vmap(fn)(tasks)
     return jax.tree.map(lambda v: jnp.mean(v, axis=0), out)

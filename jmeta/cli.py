@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
   fewshot.add_argument("--eval-episodes", type=_positive_int, default=600,
                        help="meta-test episodes (default 600)")
   fewshot.add_argument("--hidden", type=_positive_int, default=64, help="conv filters")
-  fewshot.add_argument("--task-map", choices=("vmap", "scan", "chunked"), default="vmap",
+  fewshot.add_argument("--task-map", choices=("auto", "vmap", "scan", "chunked"), default="auto",
                        help="how the meta-step maps tasks")
   fewshot.add_argument("--r2d2-init-scale", type=_positive_float, default=10.0,
                        help="initial logit scale of r2d2")

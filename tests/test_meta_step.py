@@ -96,9 +96,29 @@ def test_task_map_modes_agree_with_vmap(mode, chunk):
   learner = jmeta.maml(jmeta.mse_loss(apply), optax.sgd(0.05), steps=2)
   tasks = sinusoid_batch(n=4)
   s0 = jmeta.make_meta_step(learner, optax.sgd(0.1)).init(jax.random.key(0), params)
-  a, ma = jmeta.make_meta_step(learner, optax.sgd(0.1)).update(s0, tasks)
+  a, ma = jmeta.make_meta_step(learner, optax.sgd(0.1), task_map="vmap").update(s0, tasks)
   b, mb = jmeta.make_meta_step(learner, optax.sgd(0.1), task_map=mode, chunk_size=chunk).update(s0, tasks)
   jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-13), (a, ma), (b, mb))
+
+
+def test_auto_task_map_scans_large_tasks_on_cpu_and_vmaps_small_ones():
+  from jmeta._task_map import AUTO_SCAN_ELEMENTS, resolve_task_map
+  small = sinusoid_batch(n=4)
+  n_img = AUTO_SCAN_ELEMENTS // (2 * 28 * 28) + 1
+  big = jmeta.Task(jnp.zeros((4, n_img, 28, 28)), jnp.zeros((4, n_img), jnp.int32),
+                   jnp.zeros((4, n_img, 28, 28)), jnp.zeros((4, n_img), jnp.int32))
+  assert jax.default_backend() == "cpu"
+  assert resolve_task_map("auto", small) == "vmap"
+  assert resolve_task_map("auto", big) == "scan"
+  assert resolve_task_map("chunked", big) == "chunked"
+  # the default is "auto", and it gives the numbers of the mode it resolves to
+  params, apply = tiny_mlp()
+  learner = jmeta.maml(jmeta.mse_loss(apply), optax.sgd(0.05), steps=1)
+  step = jmeta.make_meta_step(learner, optax.sgd(0.1))
+  s0 = step.init(jax.random.key(0), params)
+  a = step.update(s0, small)
+  b = jmeta.make_meta_step(learner, optax.sgd(0.1), task_map="vmap").update(s0, small)
+  jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
 def test_clip_norm_clips_the_meta_gradient():
