@@ -3,7 +3,9 @@
 ``ConvNet`` is the backbone of MAML (Finn et al., 2017), ProtoNets (Snell et
 al., 2017) and most of their successors: four blocks of [3x3 convolution with
 64 filters, 'SAME' padding -> normalisation -> ReLU -> 2x2 max-pooling], then a
-flattening and a linear head of width ``ways``. On 28x28 Omniglot images the
+flattening and a linear head of width ``ways``. (The ReLU is applied after
+the pooling, which gives the same numbers since ReLU is monotone, on a 4x
+smaller array.) On 28x28 Omniglot images the
 body yields 64 features (28 -> 14 -> 7 -> 3 -> 1); on 84x84 miniImageNet
 images with 32 filters, 800.
 
@@ -156,8 +158,10 @@ class ConvBody(nn.Module):
                name=f"conv_{i}")(x)
       if self.norm == "batch":
         x = BatchStatNorm(name=f"norm_{i}")(x)
-      x = nn.relu(x)
+      # max-pool then ReLU: the same numbers as ReLU then max-pool (ReLU is
+      # monotone), with the ReLU and its gradient on a 4x smaller array.
       x = _ops.max_pool_2x2(x)
+      x = nn.relu(x)
     return x.reshape(x.shape[0], -1)
 
 
