@@ -55,11 +55,14 @@ def test_conformance(name):
   tasks = sinusoid_batch(n=4)
   s0 = step.init(jax.random.key(0), params)
 
-  # jit equals no jit
+  # jit equals no jit, on the learner's per-task gradient (op by op is slow;
+  # the meta-step around it is checked op by op in the next test)
   s_jit, m_jit = step.update(s0, tasks)
-  s_eager, m_eager = jax.disable_jit()(step.step_fn)(s0, tasks)
+  one_task = jax.jit(learner.task_grad)
+  task0 = jax.tree.map(lambda v: v[0], tasks)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12),
-               (s_jit, m_jit), (s_eager, m_eager))
+               one_task(s0.meta_params, task0),
+               jax.disable_jit()(learner.task_grad)(s0.meta_params, task0))
 
   # a second call does not retrace / recompile
   traced = loss.count
@@ -79,15 +82,27 @@ def test_conformance(name):
              for a, b in zip(jax.tree.leaves(s2.meta_params), jax.tree.leaves(s0.meta_params)))
 
   # vmap over tasks equals a Python loop over tasks
-  directions = [learner.task_grad(s0.meta_params, jax.tree.map(lambda v: v[i], tasks))[0]
+  directions = [one_task(s0.meta_params, jax.tree.map(lambda v: v[i], tasks))[0]
                 for i in range(4)]
   loop_mean = jax.tree.map(lambda *g: sum(g) / 4, *directions)
-  vmapped, _ = jmeta.mean_over_tasks(lambda t: learner.task_grad(s0.meta_params, t), tasks)
+  vmapped, _ = jax.jit(lambda ts: jmeta.mean_over_tasks(
+      lambda t: learner.task_grad(s0.meta_params, t), ts, mode="vmap"))(tasks)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12), vmapped, loop_mean)
 
   # same seed, same numbers
   s_again, m_again = step.update(step.init(jax.random.key(0), params), tasks)
   jax.tree.map(np.testing.assert_array_equal, (s_again, m_again), (s_jit, m_jit))
+
+
+def test_meta_step_jit_equals_no_jit():
+  # vmap over tasks, outer optimizer, NaN guard and metrics, op by op against jit
+  params, apply = tiny_mlp()
+  step = jmeta.make_meta_step(LEARNERS["maml"](jmeta.mse_loss(apply)), optax.adam(1e-2),
+                              clip_norm=1.0)
+  s0 = step.init(jax.random.key(0), params)
+  pair = jax.tree.map(lambda v: v[:2], sinusoid_batch(n=4))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12),
+               step.update(s0, pair), jax.disable_jit()(step.step_fn)(s0, pair))
 
 
 @pytest.mark.parametrize("mode,chunk", [("scan", None), ("chunked", 2)])
