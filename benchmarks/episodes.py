@@ -7,7 +7,11 @@ Usage::
 Prepares Omniglot (array_record, no TensorFlow) into ``--data-dir`` from the
 archives in ``$JMETA_OMNIGLOT_DIR`` (default ``<repo>/../shared/data/omniglot``),
 loads the Vinyals meta-training classes with rotations, and times jitted
-``sample_episodes`` (compile time apart from steady state).
+``sample_episodes`` (compile time apart from steady state). With ``--l2l`` it
+also times learn2learn's ``TaskDataset`` (``NWays``, ``KShots``, ``LoadData``,
+``RemapLabels``, as in learn2learn's Omniglot examples) on the very same images,
+held in a torch ``TensorDataset``: episodes per second, one episode per call,
+as a PyTorch training loop draws them.
 """
 
 from __future__ import annotations
@@ -108,12 +112,54 @@ def measure_jmeta_episodes(
   }
 
 
+def measure_l2l_episodes(classes, *, ways: int = 5, shots: int = 1, queries: int = 15,
+                         episodes: int = 500, seed: int = 0) -> dict[str, Any]:
+  """Times learn2learn's ``TaskDataset.sample()`` on the same class-indexed images."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  sys.path.insert(0, str(REPO))
+  from benchmarks.peers._compat import import_peer, setup_torch  # pylint: disable=g-import-not-at-top
+  setup_torch(2)
+  l2l = import_peer("learn2learn")
+  import torch  # pylint: disable=g-import-not-at-top
+  torch.manual_seed(seed)
+  arr = np.asarray(classes)  # (C, E, H, W, 1)
+  c, e = arr.shape[:2]
+  start = time.perf_counter()
+  x = torch.from_numpy(arr.reshape(c * e, *arr.shape[2:]).transpose(0, 3, 1, 2).copy())
+  y = torch.arange(c).repeat_interleave(e)
+  meta = l2l.data.MetaDataset(torch.utils.data.TensorDataset(x, y))
+  transforms = [l2l.data.transforms.NWays(meta, ways),
+                l2l.data.transforms.KShots(meta, shots + queries),
+                l2l.data.transforms.LoadData(meta),
+                l2l.data.transforms.RemapLabels(meta)]
+  tasks = l2l.data.TaskDataset(meta, task_transforms=transforms, num_tasks=-1)
+  setup_s = time.perf_counter() - start
+  tasks.sample()
+  start = time.perf_counter()
+  for _ in range(episodes):
+    tasks.sample()
+  steady_s = time.perf_counter() - start
+  return {"episodes_per_s": episodes / steady_s, "setup_s": setup_s, "episodes": episodes,
+          "ways": ways, "shots": shots, "queries": queries}
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--data-dir", default=str(REPO / "benchmarks" / "results" / "tmp" / "tfds"))
   parser.add_argument("--iters", type=int, default=200)
+  parser.add_argument("--l2l", action="store_true", help="also time learn2learn's TaskDataset")
   args = parser.parse_args()
-  print(json.dumps(measure_jmeta_episodes(data_dir=args.data_dir, iters=args.iters), indent=2))
+  classes, load_s = load_omniglot_train(args.data_dir)
+  out = {"jmeta": measure_jmeta_episodes(classes, iters=args.iters), "load_s": load_s}
+  if args.l2l:
+    try:
+      out["learn2learn"] = measure_l2l_episodes(classes)
+      out["ratio_jmeta_over_l2l"] = (out["jmeta"]["episodes_per_s"]
+                                     / out["learn2learn"]["episodes_per_s"])
+    except Exception as e:  # noqa: BLE001 - report, do not fail
+      out["learn2learn"] = {"error": f"{type(e).__name__}: {e}"[:300]}
+  print(json.dumps(out, indent=2, default=str))
 
 
 if __name__ == "__main__":
