@@ -94,7 +94,7 @@ def write_table(args: argparse.Namespace) -> None:
           "eval_episodes": args.eval_episodes, "meta_batch": args.meta_batch,
           "queries": {"5-way": args.queries, "20-way": args.queries_20way},
           "validation": "none (final meta-parameters; budgets too short to select)",
-          "cpu_cores": os.cpu_count(), "load_average_at_write": os.getloadavg()}
+          "cpu_cores": os.cpu_count()}
   (RESULTS / "omniglot_table.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
   lines = [
       "# Omniglot few-shot classification (jmeta, CPU, time-budgeted)", "",
@@ -102,8 +102,8 @@ def write_table(args: argparse.Namespace) -> None:
       f"Each jmeta cell: meta-training for a {args.budget:g} s wall-clock budget on a shared"
       " 2-core CPU (after the first compiled block), then 600 test episodes (95% CI)."
       " Papers trained for 10^4-10^5 meta-steps on GPUs: the gap is the budget.",
-      f"Load average when this table was written: {os.getloadavg()[0]:.1f} on"
-      f" {os.cpu_count()} cores (other jobs shared the CPU; steps/s are not speed figures).",
+      "Other jobs may have shared the CPU during a cell (the runs do not record the load):"
+      " meta-steps per cell are not speed figures.",
       "Settings: meta-batch {}, {} queries per class (5-way) / {} (20-way), Vinyals split with"
       " rotations, no validation (final meta-parameters), paper inner-loop settings"
       " (MAML/FOMAML/ANIL: 1 step of 0.4 at 5-way, 5 steps of 0.1 at 20-way); \"not run\": the"
