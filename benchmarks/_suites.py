@@ -99,7 +99,8 @@ def speed(ctx: Ctx) -> dict:
       eff = (f"\n\nCompute efficiency (jmeta): XLA cost analysis {flops:.3g} FLOPs per meta-step x "
              f"{_stats.median(jm['rates']):.4g} steps/s = {achieved / 1e9:.3g} GFLOP/s, "
              f"{100 * achieved / peak['flops_per_s']:.2g}% of the measured float32 matmul peak "
-             f"({peak['flops_per_s'] / 1e9:.3g} GFLOP/s, {peak['n']}^2 matmul).")
+             f"({peak['flops_per_s'] / 1e9:.3g} GFLOP/s, {peak['n']}^2 matmul); FLOPs: "
+             f"{jm.get('flops_note', 'XLA cost analysis')}.")
     elif not flops:
       eff = "\n\nCompute efficiency: XLA cost analysis gave no FLOP count for this step."
     notes = "; ".join(grad.get("notes", [])) if grad.get("ok") else ""

@@ -186,7 +186,9 @@ def job_speed(job: dict) -> dict:
     if r >= 2 and time.perf_counter() - t_start > budget:
       break  # a slow machine gets fewer rounds, never a failure
   if "jmeta" in impls:
+    from benchmarks._jax_side import flops_note
     res["jmeta"]["flops_per_step"] = impls["jmeta"].cost_flops()
+    res["jmeta"]["flops_note"] = flops_note(impls["jmeta"].cfg)
   return {"impls": res}
 
 

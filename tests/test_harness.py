@@ -178,3 +178,18 @@ def test_torch_func_peer_passes_the_gate_float64():
   # A perturbed gradient (a different computation) is refused.
   g["l1.weight"] = g["l1.weight"] * 1.01
   assert not _stats.gradient_gate(_stats.max_rel_diff(g, ref))[0]
+
+
+def test_cost_flops_count_every_task_of_a_scanned_meta_step():
+  # Image tasks are scanned on the CPU (task_map="auto"), and XLA's cost analysis
+  # counts a loop body once: the harness must still count every task.
+  from benchmarks._jax_side import JmetaImpl, flops_note
+  flops = []
+  for n in (2, 4, 6):
+    cfg = _configs.sinusoid_config(inner_steps=1, tasks=n)
+    impl = JmetaImpl(cfg, _configs.init_weights(cfg), _configs.make_batches(cfg, 1), task_map="scan")
+    flops.append(impl.cost_flops())
+  assert flops[1] > flops[0] > 0
+  np.testing.assert_allclose(flops[2] - flops[1], flops[1] - flops[0], rtol=1e-6)  # linear in tasks
+  assert "exact" in flops_note(cfg)
+  assert "lower bound" in flops_note(_configs.sinusoid_config(inner_steps=5))
