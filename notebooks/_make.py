@@ -164,7 +164,7 @@ def nb_01():
       per-task error is precise.
       """),
       _code("""
-      STEPS = (0, 10) if SMALL else (0, 1, 2, 5, 10)  # fewer programs to compile in CI
+      STEPS = (0, 1, 10) if SMALL else (0, 1, 2, 5, 10)  # fewer programs to compile in CI
       test_family = jmeta.sinusoid(shots=10, queries=100)
 
       def meta_test(learner, meta_params):
@@ -210,21 +210,35 @@ def nb_01():
           print(f"{name}: {ITERATIONS} meta-steps in {time.time() - t0:.1f} s")
 
       tables = {name: meta_test(learners[name], trained[name]) for name in learners}
+
+      def diverged(mse):  # predicting 0 everywhere scores ~4 on these sinusoids
+          return not np.isfinite(mse) or mse > 10
       fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
       for name, curve in curves.items():
           ax1.plot([r["step"] for r in curve], [r["query_loss"] for r in curve], marker=".", label=name)
           t = tables[name]
-          ax2.errorbar(STEPS, [t[s]["query_loss"][0] for s in STEPS], yerr=[t[s]["query_loss"][1] for s in STEPS],
+          ok = [s for s in STEPS if not diverged(t[s]["query_loss"][0])]
+          ax2.errorbar(ok, [t[s]["query_loss"][0] for s in ok], yerr=[t[s]["query_loss"][1] for s in ok],
                        marker="o", capsize=3, label=name)
       ax1.set_xlabel("meta-step"); ax1.set_ylabel("query MSE after 1 step (training tasks)"); ax1.set_yscale("log")
       ax2.set_xlabel("adaptation steps"); ax2.set_ylabel("query MSE, held-out tasks (95% CI)")
       ax1.legend(); ax2.legend()
       plt.show()
 
+      def cell(mean, ci):
+          return f"{'diverged':>20}" if diverged(mean) else f"{mean:>12.3f} +/- {ci:.3f}"
+
       print(f"{'steps':>5}" + "".join(f"{name:>20}" for name in learners))
       for s in STEPS:
-          print(f"{s:>5}" + "".join(f"{tables[n][s]['query_loss'][0]:>12.3f} +/- {tables[n][s]['query_loss'][1]:.3f}"
-                                    for n in learners))
+          print(f"{s:>5}" + "".join(cell(*tables[n][s]["query_loss"]) for n in learners))
+      """),
+      _md("""
+      With full settings Meta-SGD is the best learner after the **one** step it was trained for; a second step
+      with the same rates makes it worse, and from the third it **diverges** (the plot and the table leave
+      those points out). Its
+      per-parameter rates grow well above 0.01 (some past 1) because the meta-objective only ever saw a single
+      step: a rate that overshoots on a second step costs it nothing. MAML's shared rate stays 0.01, so more
+      steps keep helping. To use Meta-SGD with k steps, train it with `steps=k`.
       """),
       _md("""
       Meta-SGD's learned rates are part of its meta-parameters; here is how far they moved from 0.01, per
@@ -237,13 +251,17 @@ def nb_01():
                         for k, v in leaves.items()})
       """),
       _md("""
-      A sanity check that also guards this notebook in CI: ten inner steps must lower the error on the
-      support points for every learner, and every meta-test error must be finite.
+      A sanity check that also guards this notebook in CI: the step each learner was trained for lowers the
+      error on the support points; for MAML and FOMAML (one fixed rate) so do ten steps, and every one of their
+      meta-test errors is finite.
       """),
       _code("""
       for name, t in tables.items():
-          assert all(np.isfinite(t[s]["query_loss"][0]) for s in STEPS), name
-          assert t[10]["support_loss"][0] < t[0]["support_loss"][0], (name, t[0], t[10])
+          assert np.isfinite(t[1]["query_loss"][0]), name
+          assert t[1]["support_loss"][0] < t[0]["support_loss"][0], (name, t[0], t[1])
+          if name != "Meta-SGD":
+              assert all(np.isfinite(t[s]["query_loss"][0]) for s in STEPS), name
+              assert t[10]["support_loss"][0] < t[0]["support_loss"][0], (name, t[0], t[10])
       print("ok")
       """),
       _md("""
@@ -536,9 +554,9 @@ def nb_02():
       HIDDEN = 8 if SMALL else 64           # filters per convolution (64 in the papers)
       BLOCKS = 2 if SMALL else 4            # conv blocks (4 in the papers; 2 compile faster in CI)
       META_BATCH = 4 if SMALL else 8        # episodes per meta-step
-      TIME_BUDGET = 0 if SMALL else 150     # seconds of meta-training per learner, after compilation
+      TIME_BUDGET = 0 if SMALL else 120     # seconds of meta-training per learner, after compilation
       MAX_STEPS = 4 if SMALL else 60_000
-      LOG_EVERY = 2 if SMALL else 50
+      LOG_EVERY = 2 if SMALL else 20        # meta-steps per compiled block (the budget is checked between blocks)
       EVAL_EPISODES = 8 if SMALL else 600
       print(jax.devices())
       """),
@@ -661,7 +679,7 @@ def nb_02():
       for name, (learner, _) in learners.items():
           steps = 0 if name == "ProtoNets" else 1
           table = jmeta.evaluate(learner, trained[name], sample_test, jax.random.key(4),
-                                 num_tasks=EVAL_EPISODES, steps=(steps,), batch_size=min(EVAL_EPISODES, 50))
+                                 num_tasks=EVAL_EPISODES, steps=(steps,), batch_size=min(EVAL_EPISODES, 20))
           results[name] = table[steps]["query_accuracy"]
           mean, ci = results[name]
           print(f"{name:>10}: {WAYS}-way {SHOTS}-shot accuracy {100 * mean:.1f} +/- {100 * ci:.1f} %"
