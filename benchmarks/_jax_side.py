@@ -100,7 +100,8 @@ class JmetaImpl:
       loss_fn = jmeta.cross_entropy_loss(net.apply)
     self.learner = jmeta.maml(loss_fn, optax.sgd(cfg.inner_lr), steps=cfg.inner_steps,
                               first_order=cfg.first_order, remat=cfg.remat)
-    self.meta_step = jmeta.make_meta_step(self.learner, optax.adam(cfg.outer_lr), task_map=task_map)
+    self._outer_opt = optax.adam(cfg.outer_lr)
+    self.meta_step = jmeta.make_meta_step(self.learner, self._outer_opt, task_map=task_map)
     self.params = _to_flax(cfg, weights, dt)
     self.tasks = [_to_task(cfg, b, dt) for b in batches]
     self.state = self.meta_step.init(jax.random.PRNGKey(0), self.params)
@@ -155,11 +156,9 @@ class JmetaImpl:
     figure is a lower bound (see ``flops_note``).
     """
     import jax
-    import optax
-
     import jmeta
     try:
-      step = jmeta.make_meta_step(self.learner, optax.adam(self.cfg.outer_lr), task_map="vmap")
+      step = jmeta.make_meta_step(self.learner, self._outer_opt, task_map="vmap")
       compiled = jax.jit(step.step_fn).lower(self.state, self.tasks[0]).compile()
       ca = compiled.cost_analysis()
       if isinstance(ca, (list, tuple)):

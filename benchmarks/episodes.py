@@ -21,6 +21,7 @@ import functools
 import json
 import os
 import pathlib
+import sys
 import time
 from typing import Any, Optional
 
@@ -116,8 +117,8 @@ def measure_l2l_episodes(classes, *, ways: int = 5, shots: int = 1, queries: int
                          episodes: int = 500, seed: int = 0) -> dict[str, Any]:
   """Times learn2learn's ``TaskDataset.sample()`` on the same class-indexed images."""
   import numpy as np  # pylint: disable=g-import-not-at-top
-  import sys  # pylint: disable=g-import-not-at-top
-  sys.path.insert(0, str(REPO))
+  if str(REPO) not in sys.path:  # run as a script: make the `benchmarks` package importable
+    sys.path.insert(0, str(REPO))
   from benchmarks.peers._compat import import_peer, setup_torch  # pylint: disable=g-import-not-at-top
   setup_torch(2)
   l2l = import_peer("learn2learn")
