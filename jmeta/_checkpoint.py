@@ -12,14 +12,12 @@ shapes and dtypes: a corrupt or mismatched checkpoint raises
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
 
-from jmeta._base import Task
-from jmeta._fit import fit
-from jmeta._meta_step import MetaState, MetaStep
+from jmeta._meta_step import MetaState
 
 
 class CheckpointError(ValueError):
@@ -41,7 +39,8 @@ def latest_step(directory: str) -> Optional[int]:
     return mngr.latest_step()
 
 
-def save_checkpoint(directory: str, state: MetaState, key: jax.Array, config: dict[str, Any]) -> None:
+def save_checkpoint(directory: str, state: MetaState, key: jax.Array, config: dict[str, Any], *,
+                    extra: Optional[dict[str, Any]] = None) -> None:
   """Saves ``state``, the PRNG ``key`` and ``config`` as step ``int(state.step)``, atomically.
 
   Args:
@@ -51,10 +50,13 @@ def save_checkpoint(directory: str, state: MetaState, key: jax.Array, config: di
     key: the PRNG key of the task stream (typed or raw ``uint32``).
     config: a JSON-serialisable description of the run; ``restore_checkpoint``
       refuses a checkpoint whose description differs.
+    extra: further arrays to save with the state (a dict of pytrees, e.g. the
+      best meta-parameters so far); restore them with ``extra=`` of the same
+      structure.
   """
   import orbax.checkpoint as ocp
   data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
-  items = {"state": state, "key": data}
+  items = {**(extra or {}), "state": state, "key": data}
   with _manager(directory, create=True) as mngr:
     mngr.save(int(state.step), args=ocp.args.Composite(
         items=ocp.args.StandardSave(items), config=ocp.args.JsonSave(config)))
@@ -62,7 +64,7 @@ def save_checkpoint(directory: str, state: MetaState, key: jax.Array, config: di
 
 
 def restore_checkpoint(directory: str, state: MetaState, key: jax.Array,
-                       config: dict[str, Any]) -> MetaState:
+                       config: dict[str, Any], *, extra: Optional[dict[str, Any]] = None):
   """Restores the newest checkpoint of ``directory`` into the structure of ``state``.
 
   Args:
@@ -71,9 +73,11 @@ def restore_checkpoint(directory: str, state: MetaState, key: jax.Array,
       a freshly initialised one).
     key: the PRNG key of the task stream; it must equal the saved one.
     config: the run description; it must equal the saved one.
+    extra: the structure (e.g. initial values) of the ``extra`` arrays given
+      to ``save_checkpoint``, if any.
 
   Returns:
-    The restored ``MetaState``.
+    The restored ``MetaState``; with ``extra``, ``(state, extra)``.
 
   Raises:
     CheckpointError: no checkpoint, a corrupt one, or one that does not match
@@ -85,7 +89,7 @@ def restore_checkpoint(directory: str, state: MetaState, key: jax.Array,
     raise CheckpointError(f"--resume: no checkpoint found in {directory}.")
   where = os.path.join(directory, str(step))
   data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
-  target = {"state": state, "key": data}
+  target = {**(extra or {}), "state": state, "key": data}
   abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), target)
   try:
     with _manager(directory, create=False) as mngr:
@@ -115,29 +119,6 @@ def restore_checkpoint(directory: str, state: MetaState, key: jax.Array,
     raise CheckpointError(f"checkpoint {where} was written with another PRNG key (seed).")
   if int(items["state"].step) != step:
     raise CheckpointError(f"checkpoint {where} holds step {int(items['state'].step)}, not {step}.")
-  return items["state"]
-
-
-def fit_from(
-    step: MetaStep,
-    state: MetaState,
-    sample_tasks: Callable[[jax.Array, int], Task],
-    *,
-    key: jax.Array,
-    iterations: int,
-    meta_batch: int,
-    log_every: int,
-) -> Iterator[tuple[MetaState, dict[str, float]]]:
-  """``jmeta.fit`` resumed at meta-step ``int(state.step)``.
-
-  Meta-step ``i`` draws ``sample_tasks(fold_in(key, i), meta_batch)`` and the
-  blocks end at the multiples of ``log_every`` (and at ``iterations``), as in
-  ``jmeta.fit``; so a run resumed from a checkpoint taken at a block boundary
-  compiles the same blocks and computes the same numbers, bit for bit, as an
-  uninterrupted run.
-
-  Yields:
-    ``(state, record)`` as ``jmeta.fit``.
-  """
-  return fit(step, state, sample_tasks, key=key, iterations=iterations,
-             meta_batch=meta_batch, log_every=log_every, start=int(state.step))
+  if extra is None:
+    return items["state"]
+  return items["state"], {k: items[k] for k in extra}

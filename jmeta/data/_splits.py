@@ -102,3 +102,37 @@ def add_rotations(images: np.ndarray) -> np.ndarray:
     raise ValueError(f"rotations need images of shape (C, E, H, W, ch) with H == W, got shape "
                      f"{np.shape(images)}")
   return np.concatenate([np.rot90(images, k, axes=(2, 3)) for k in range(4)])
+
+
+def example_split(examples_per_class: int, *, valid: float = 0.2, test: float = 0.2
+                  ) -> tuple[slice, slice, slice]:
+  """Slices that cut every class's examples into train, validation and test parts.
+
+  For datasets with few classes (digits, MNIST), where held-out *classes* would
+  leave too few tasks, meta-test tasks are new pairings of the classes on
+  held-out *images*. Each part keeps the examples in their order (the first
+  ones train).
+
+  Args:
+    examples_per_class: examples of each class.
+    valid: fraction of each class's examples for validation.
+    test: fraction for test (``0`` when the dataset has its own test split).
+
+  Returns:
+    ``(train, valid, test)`` slices of the example axis, each non-empty where
+    its fraction is positive.
+
+  Raises:
+    ValueError: fractions outside ``[0, 1)`` or leaving no training examples.
+  """
+  if not (0 <= valid < 1 and 0 <= test < 1 and valid + test < 1):
+    raise ValueError(f"valid and test must be fractions in [0, 1) summing below 1; got"
+                     f" valid={valid}, test={test}")
+  n_valid = int(round(valid * examples_per_class))
+  n_test = int(round(test * examples_per_class))
+  n_train = examples_per_class - n_valid - n_test
+  if n_train < 1 or (valid > 0 and n_valid < 1) or (test > 0 and n_test < 1):
+    raise ValueError(f"{examples_per_class} examples per class cannot be split into train,"
+                     f" valid={valid}, test={test}")
+  return (slice(0, n_train), slice(n_train, n_train + n_valid),
+          slice(n_train + n_valid, examples_per_class))

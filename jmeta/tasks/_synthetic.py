@@ -21,12 +21,19 @@ class TaskFamily(NamedTuple):
       sets of the task with those parameters.
     target_fn: ``target_fn(params, x) -> y``: the noiseless target function.
     name: a short name.
+    settings: ``(name, value)`` pairs of the family's settings (shots,
+      queries, ...), reported by ``describe()``.
   """
 
   sample_params: Callable[[jax.Array], Any]
   make_task: Callable[[jax.Array, Any], Task]
   target_fn: Callable[[Any, jax.Array], jax.Array]
   name: str
+  settings: tuple[tuple[str, Any], ...] = ()
+
+  def describe(self) -> dict[str, Any]:
+    """The family's name and settings (a task source's description)."""
+    return {"name": self.name, **dict(self.settings)}
 
   def sample(self, key: jax.Array) -> Task:
     """Draws one task (``vmap`` it over split keys for a batch)."""
@@ -90,7 +97,8 @@ def sinusoid(
     y = target_fn(params, x)
     return Task(x[:shots], y[:shots], x[shots:], y[shots:])
 
-  return TaskFamily(sample_params, make_task, target_fn, "sinusoid")
+  return TaskFamily(sample_params, make_task, target_fn, "sinusoid",
+                    (("shots", shots), ("queries", queries)))
 
 
 def linear_regression(
@@ -130,7 +138,8 @@ def linear_regression(
     y = target_fn(params, x) + noise * jax.random.normal(kn, (shots + queries, 1), dtype)
     return Task(x[:shots], y[:shots], x[shots:], y[shots:])
 
-  return TaskFamily(sample_params, make_task, target_fn, "linear")
+  return TaskFamily(sample_params, make_task, target_fn, "linear",
+                    (("shots", shots), ("queries", queries), ("dim", dim), ("noise", noise)))
 
 
 def logistic_regression(
@@ -173,4 +182,5 @@ def logistic_regression(
     y = jax.random.bernoulli(ky, target_fn(params, x)).astype(jnp.int32)
     return Task(x[:shots], y[:shots], x[shots:], y[shots:])
 
-  return TaskFamily(sample_params, make_task, target_fn, "logistic")
+  return TaskFamily(sample_params, make_task, target_fn, "logistic",
+                    (("shots", shots), ("queries", queries), ("dim", dim), ("scale", scale)))
