@@ -153,12 +153,15 @@ def _load_omniglot(cfg: dict):
   if cfg["archive_check"] == "layout":
     layout = OmniglotConfig(name="layout_only", expected_counts={"images_background": None,
                                                                  "images_evaluation": None})
+  made = not os.path.exists(tfds_dir)
   os.makedirs(tfds_dir, exist_ok=True)
   try:
     return load_omniglot(tfds_dir, manual_dir=data_dir, split=cfg["split"], rotations=True,
                          num_valid=cfg["num_valid"], download=cfg["download"], config=layout)
-  except FileNotFoundError as e:
-    if cfg["download"]:
+  except BaseException as e:
+    if made and not os.listdir(tfds_dir):  # a failed preparation leaves nothing behind
+      os.rmdir(tfds_dir)
+    if cfg["download"] or not isinstance(e, FileNotFoundError):
       raise
     raise FileNotFoundError(
         f"Omniglot is not prepared in --tfds-dir {tfds_dir} and its archives are not in"

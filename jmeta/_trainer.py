@@ -170,12 +170,12 @@ def train(options: dict[str, Any], *, progress: bool = True,
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
 
   out, resume = options["out"], bool(options.get("resume"))
-  check_out(out, resume=resume)
   cfg = _registry.resolve(options)
   if cfg["checkpoint_every"] is not None and cfg["checkpoint_every"] % cfg["log_every"]:
     raise ValueError(f"--checkpoint-every ({cfg['checkpoint_every']}) must be a multiple of"
                      f" --log-every ({cfg['log_every']}) so that checkpoints fall on block"
                      " boundaries")
+  check_out(out, resume=resume)
   source = _registry.SOURCES[cfg["source"]]
   keys = run_keys(cfg["seed"])
   if not source.synthetic:

@@ -9,9 +9,11 @@ needs neither TensorFlow nor ``tf.data``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import os
+import shutil
 from typing import Mapping, Optional
 
 import numpy as np
@@ -182,9 +184,30 @@ def prepare_omniglot(
     FileNotFoundError: an archive is missing and ``download`` is ``False``.
     OmniglotArchiveError: an archive is corrupt, truncated or mis-laid.
   """
-  builder = OmniglotBuilder(data_dir=os.fspath(data_dir), config=config, allow_download=download,
+  data_dir = os.fspath(data_dir)
+  builder = OmniglotBuilder(data_dir=data_dir, config=config, allow_download=download,
                             file_format="array_record")
+  if builder.is_prepared():
+    return builder
   download_config = tfds.download.DownloadConfig(
       manual_dir=os.fspath(manual_dir) if manual_dir is not None else None)
-  builder.download_and_prepare(download_config=download_config)
+  # What this call may create; on failure it is removed again (deepest first), so a failed
+  # preparation leaves the data directory as it was.
+  created = [p for p in (os.path.join(data_dir, "downloads", "extracted"),
+                         os.path.join(data_dir, "downloads"),
+                         os.path.join(data_dir, builder.name, builder.builder_config.name),
+                         os.path.join(data_dir, builder.name)) if not os.path.exists(p)]
+  chatter = io.StringIO()
+  try:
+    # TFDS announces "Downloading and preparing dataset" and draws progress bars even when
+    # nothing is downloaded: keep that unless a download was asked for.
+    if download:
+      builder.download_and_prepare(download_config=download_config)
+    else:
+      with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+        builder.download_and_prepare(download_config=download_config)
+  except BaseException:
+    for path in created:
+      shutil.rmtree(path, ignore_errors=True)
+    raise
   return builder
