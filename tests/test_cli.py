@@ -1,4 +1,4 @@
-"""The ``jmeta`` command line."""
+"""The ``jmeta`` command line on the synthetic task families."""
 
 import json
 
@@ -11,22 +11,30 @@ from jmeta import cli
 def test_train_writes_metrics_results_and_plot(tmp_path, capsys):
   out = tmp_path / "run"
   code = cli.main(["train", "--iterations", "40", "--log-every", "20", "--meta-batch", "4",
-                   "--eval-tasks", "20", "--eval-steps", "0,1,10", "--out", str(out),
-                   "--no-progress", "--seed", "3"])
+                   "--eval-tasks", "20", "--eval-steps", "0,1,10", "--val-every", "20",
+                   "--val-tasks", "10", "--out", str(out), "--no-progress", "--seed", "3"])
   assert code == 0
   lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
   assert [l["step"] for l in lines] == [20, 40]
   assert all(np.isfinite(l["query_loss"]) and l["nonfinite"] == 0 for l in lines)
+  assert all(l["val_query_loss"] > 0 for l in lines)
   results = json.loads((out / "results.json").read_text())
-  assert results["config"]["algo"] == "maml" and results["config"]["shots"] == 10
+  cfg = results["config"]
+  assert cfg["algo"] == "maml" and cfg["shots"] == 10 and cfg["inner_steps"] == 1
+  assert cfg["inner_lr"] == 0.01 and cfg["meta_lr"] == 1e-3 and cfg["queries"] == 10
+  assert results["sources"]["test"] == {"name": "sinusoid", "shots": 10, "queries": 100}
+  assert results["best_val"]["metric"] == "query_loss"
+  assert -results["best_val"]["score"] == min(l["val_query_loss"] for l in lines)
   table = results["meta_test"]
   assert set(table) == {"0", "1", "10"}
   assert table["10"]["support_loss"]["mean"] < table["0"]["support_loss"]["mean"]
   assert table["0"]["query_loss"]["ci95"] > 0
   assert (out / "adaptation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   printed = capsys.readouterr().out
-  assert "meta-test on 20 held-out tasks" in printed
+  assert "meta-test on 20 tasks of sinusoid (shots 10, queries 100)" in printed
   assert f"{table['1']['query_loss']['mean']:.4f}" in printed
+  assert cli.main(["eval", str(out), "--steps", "0,1,10"]) == 0
+  assert json.loads((out / "eval.json").read_text())["meta_test"] == table
 
 
 def test_train_is_deterministic(tmp_path):
@@ -43,8 +51,13 @@ def test_train_is_deterministic(tmp_path):
     (["train", "--algo", "mamal"], "invalid choice: 'mamal'"),
     (["train", "--shots", "0"], "expected a positive integer, got 0"),
     (["train", "--inner-lr", "-1"], "expected a positive number"),
+    (["train", "--inner-lr", "inf"], "expected a positive number (finite), got 'inf'"),
+    (["train", "--meta-lr", "nan"], "expected a positive number (finite), got 'nan'"),
+    (["train", "--time-budget", "inf"], "(finite)"),
     (["train", "--eval-steps", "1,x"], "comma-separated integers"),
     (["train", "--algo", "meta-sgd", "--inner-opt", "adam", "--iterations", "0"], "--inner-opt must be sgd"),
+    (["train", "--ways", "5", "--iterations", "0"], "--ways does not apply to --algo maml on --task sinusoid"),
+    (["train", "--algo", "reptile", "--first-order", "--iterations", "0"], "--first-order does not apply"),
     ([], "required"),
 ])
 def test_bad_options_exit_2_with_a_message(argv, message, capsys, tmp_path):
@@ -54,3 +67,10 @@ def test_bad_options_exit_2_with_a_message(argv, message, capsys, tmp_path):
     cli.main(argv)
   assert e.value.code == 2
   assert message in capsys.readouterr().err
+
+
+def test_help_lists_the_registry():
+  from jmeta import _registry
+  text = cli.build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+  for name in list(_registry.LEARNERS) + list(_registry.SOURCES):
+    assert name in text

@@ -4,8 +4,10 @@ Everything here works without TensorFlow: datasets are prepared as
 array_record and read with ``tfds.data_source``.
 """
 
+from jmeta.data._digits import load_digits
 from jmeta.data._loader import ClassArrays
 from jmeta.data._loader import load_tfds_classes
+from jmeta.data._mnist import load_mnist
 from jmeta.data._omniglot import FewShotSplits
 from jmeta.data._omniglot import load_omniglot
 from jmeta.data._omniglot_archive import ArchiveCounts
@@ -16,6 +18,7 @@ from jmeta.data._omniglot_builder import OmniglotConfig
 from jmeta.data._omniglot_builder import prepare_omniglot
 from jmeta.data._splits import ClassSplit
 from jmeta.data._splits import add_rotations
+from jmeta.data._splits import example_split
 from jmeta.data._splits import lake_split
 from jmeta.data._splits import vinyals_split
 from jmeta.data._testing import write_fake_omniglot
@@ -30,7 +33,10 @@ __all__ = [
     "OmniglotBuilder",
     "OmniglotConfig",
     "add_rotations",
+    "example_split",
     "lake_split",
+    "load_digits",
+    "load_mnist",
     "load_omniglot",
     "load_tfds_classes",
     "prepare_omniglot",
