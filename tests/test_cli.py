@@ -74,3 +74,16 @@ def test_help_lists_the_registry():
   text = cli.build_parser()._subparsers._group_actions[0].choices["train"].format_help()
   for name in list(_registry.LEARNERS) + list(_registry.SOURCES):
     assert name in text
+
+
+def test_a_run_that_ends_non_finite_exits_1_with_a_summary(tmp_path, capsys):
+  out = tmp_path / "nan"
+  code = cli.main(["train", "--inner-lr", "1e30", "--iterations", "4", "--log-every", "2",
+                   "--meta-batch", "2", "--eval-tasks", "2", "--val-tasks", "0", "--out", str(out),
+                   "--no-progress"])
+  assert code == 1
+  err_line = [l for l in capsys.readouterr().out.splitlines() if "error:" in l]
+  assert err_line == ["jmeta train: error: the run ended on non-finite meta-steps: 4 of 4"
+                      " meta-steps were skipped; the saved meta-parameters are those of the last"
+                      " finite update"]
+  assert json.loads((out / "results.json").read_text())["skipped_meta_steps"] == 4
