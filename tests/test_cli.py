@@ -87,3 +87,14 @@ def test_a_run_that_ends_non_finite_exits_1_with_a_summary(tmp_path, capsys):
                       " meta-steps were skipped; the saved meta-parameters are those of the last"
                       " finite update"]
   assert json.loads((out / "results.json").read_text())["skipped_meta_steps"] == 4
+
+
+def test_readme_documents_every_registered_learner_and_source():
+  import pathlib
+  from jmeta import _registry
+  readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+  for spec in _registry.LEARNERS.values():
+    assert f"`{spec.factory}(" in readme, spec.factory
+    assert spec.name in readme
+  for name in _registry.SOURCES:
+    assert name in readme
