@@ -129,8 +129,13 @@ def _episode_splits(load: Callable[[dict], Any], name: str) -> Callable[[dict], 
   def splits(cfg):
     data = load(cfg)
     counts = dict(ways=cfg["ways"], shots=cfg["shots"], queries=cfg["queries"])
-    return Splits(*(episode_source(getattr(data, s), name=f"{name}/{s}", **counts)
-                    for s in ("train", "valid", "test")))
+    # Metric learners may train on episodes of more ways (and other query counts) than they
+    # are validated and tested on (Snell et al. 2017).
+    train = dict(counts, ways=cfg.get("train_ways") or cfg["ways"],
+                 queries=cfg.get("train_queries") or cfg["queries"])
+    return Splits(episode_source(data.train, name=f"{name}/train", **train),
+                  *(episode_source(getattr(data, s), name=f"{name}/{s}", **counts)
+                    for s in ("valid", "test")))
   return splits
 
 
@@ -182,6 +187,9 @@ def _load_mnist(cfg: dict):
 def _omniglot_defaults(cfg: dict) -> dict:
   ways = cfg.get("ways") or 5
   return {"ways": 5, "shots": 1, "queries": 15 if ways <= 5 else 5, "meta_batch": 32,
+          # 60,000 meta-steps are a GPU recipe: on a CPU the default run stops after 15 minutes
+          # of training (then validation-best selection and the meta-test).
+          "time_budget": 900.0 if jax.default_backend() == "cpu" else None,
           "iterations": 60000, "log_every": 100, "val_every": 500, "val_tasks": 200,
           "eval_tasks": 600, "eval_batch": 50, "hidden": 64, "split": "vinyals",
           "num_valid": None, "archive_check": "counts", "download": False, "data_dir": None,
@@ -236,7 +244,7 @@ def _inner_opt(cfg: dict) -> optax.GradientTransformation:
 def _gradient_defaults(cfg: dict, source: SourceSpec) -> dict:
   algo = cfg["algo"]
   out = {"inner_opt": "sgd", "inner_adam_b1": 0.9, "first_order": False, "outer_opt": "adam",
-         "meta_lr": 1e-3, "inner_steps": 5 if algo == "reptile" else 1}
+         "meta_lr": 1e-3, "inner_steps": 5 if algo == "reptile" else 1, "lr_halve_every": None}
   if source.name == "omniglot":
     # Finn et al.: 1 step of 0.4 at 5-way, 5 steps of 0.1 at 20-way.
     out.update(inner_steps=1, inner_lr=0.4) if cfg["ways"] <= 5 else out.update(
@@ -258,9 +266,15 @@ def _gradient_defaults(cfg: dict, source: SourceSpec) -> dict:
 
 
 def _metric_defaults(cfg: dict, source: SourceSpec) -> dict:
-  out = {"outer_opt": "adam", "meta_lr": 1e-3, "eval_steps": [0], "inner_steps": 0}
+  out = {"outer_opt": "adam", "meta_lr": 1e-3, "eval_steps": [0], "inner_steps": 0,
+         "train_ways": None, "train_queries": None, "lr_halve_every": None}
   if cfg["algo"] == "r2d2":
     out["r2d2_init_scale"] = 10.0
+  if source.name == "omniglot" and cfg["algo"] in ("protonet", "r2d2"):
+    # Snell et al. 2017 (Omniglot): one 60-way episode per update with 5 queries per class,
+    # Adam 1e-3 halved every 2,000 episodes. Bertinetto et al. 2019 train R2-D2 on 60-way
+    # episodes too (their query count is not reproduced here: 5, as for ProtoNets).
+    out.update(train_ways=60, train_queries=5, lr_halve_every=2000, meta_batch=1)
   return out
 
 
@@ -273,7 +287,9 @@ def _mask(pattern: str) -> Callable:
   return lambda p: path_mask(p, pattern)
 
 
-_GRADIENT_OPTIONS = frozenset({"inner_steps", "inner_lr", "inner_opt", "first_order"})
+_GRADIENT_OPTIONS = frozenset({"inner_steps", "inner_lr", "inner_opt", "first_order",
+                               "lr_halve_every"})
+_METRIC_OPTIONS = frozenset({"train_ways", "train_queries", "lr_halve_every"})
 
 LEARNERS: dict[str, LearnerSpec] = {
     "maml": LearnerSpec(
@@ -308,7 +324,7 @@ LEARNERS: dict[str, LearnerSpec] = {
         "Nichol et al. 2018"),
     "maml++": LearnerSpec(
         "maml++", "jmeta.maml_plus_plus", KINDS, False, _gradient_defaults,
-        frozenset({"inner_steps", "inner_lr"}),
+        frozenset({"inner_steps", "inner_lr", "lr_halve_every"}),
         lambda cfg, loss: algorithms.maml_plus_plus(
             loss, steps=cfg["inner_steps"], init_lr=cfg["inner_lr"],
             per_step=_mask("norm") if cfg["backbone"] == "conv" else None,
@@ -316,15 +332,16 @@ LEARNERS: dict[str, LearnerSpec] = {
             multi_step_steps=cfg["multi_step_steps"]),
         "Antoniou et al. 2019"),
     "protonet": LearnerSpec(
-        "protonet", "jmeta.protonet", ("classification",), True, _metric_defaults, frozenset(),
+        "protonet", "jmeta.protonet", ("classification",), True, _metric_defaults,
+        _METRIC_OPTIONS,
         lambda cfg, embed: algorithms.protonet(embed, ways=cfg["ways"]), "Snell et al. 2017"),
     "matching": LearnerSpec(
         "matching", "jmeta.matching_networks", ("classification",), True, _metric_defaults,
-        frozenset(), lambda cfg, embed: algorithms.matching_networks(embed, ways=cfg["ways"]),
+        _METRIC_OPTIONS, lambda cfg, embed: algorithms.matching_networks(embed, ways=cfg["ways"]),
         "Vinyals et al. 2016"),
     "r2d2": LearnerSpec(
         "r2d2", "jmeta.r2d2", ("classification",), True, _metric_defaults,
-        frozenset({"r2d2_init_scale"}),
+        _METRIC_OPTIONS | {"r2d2_init_scale"},
         lambda cfg, embed: algorithms.r2d2(embed, ways=cfg["ways"],
                                            init_scale=cfg["r2d2_init_scale"]),
         "Bertinetto et al. 2019"),
@@ -410,6 +427,7 @@ class Run(NamedTuple):
   params: Any
   apply_fn: Callable
   learner: MetaLearner
+  train_learner: MetaLearner
   outer_opt: optax.GradientTransformation
   selection: str
 
@@ -450,7 +468,14 @@ def build(cfg: dict, key: jax.Array, splits: Optional[Splits] = None) -> Run:
   net = _network(cfg, spec.embedding)
   x = jnp.zeros((2, *example.support_x.shape[2:]), example.support_x.dtype)
   params = net.init(key, x)
-  learner = spec.build(cfg, net.apply if spec.embedding else _loss(cfg["kind"], net.apply))
-  outer = optax.sgd(cfg["meta_lr"]) if cfg["outer_opt"] == "sgd" else optax.adam(cfg["meta_lr"])
+  model = net.apply if spec.embedding else _loss(cfg["kind"], net.apply)
+  learner = spec.build(cfg, model)
+  train_ways = cfg.get("train_ways") or cfg.get("ways")
+  train_learner = (learner if train_ways == cfg.get("ways")
+                   else spec.build(dict(cfg, ways=train_ways), model))
+  lr = cfg["meta_lr"]
+  if cfg.get("lr_halve_every"):
+    lr = optax.exponential_decay(lr, cfg["lr_halve_every"], 0.5, staircase=True)
+  outer = optax.sgd(lr) if cfg["outer_opt"] == "sgd" else optax.adam(lr)
   selection = "query_loss" if cfg["kind"] == "regression" else "query_accuracy"
-  return Run(cfg, splits, params, net.apply, learner, outer, selection)
+  return Run(cfg, splits, params, net.apply, learner, train_learner, outer, selection)

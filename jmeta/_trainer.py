@@ -184,7 +184,7 @@ def train(options: dict[str, Any], *, progress: bool = True,
   t_load = time.time()
   run = _registry.build(cfg, keys.init)
   load_s = time.time() - t_load
-  step = make_meta_step(run.learner, run.outer_opt, clip_norm=cfg["clip_norm"],
+  step = make_meta_step(run.train_learner, run.outer_opt, clip_norm=cfg["clip_norm"],
                         task_map=cfg["task_map"],
                         chunk_size=cfg["meta_batch"] if cfg["task_map"] == "chunked" else None)
   state = step.init(keys.meta, run.params)
@@ -358,7 +358,8 @@ def load_run(run_dir: str, *, which: str = "best", overrides: Optional[dict[str,
       raise ValueError(f"--ways {overrides['ways']}: the {cfg['algo']} model of {run_dir} has a"
                        f" {cfg['ways']}-way head; only metric learners (protonet, matching,"
                        " r2d2) evaluate at another number of ways")
-    cfg.update(overrides)
+    # Evaluation builds no training episodes of its own: the train split takes the new counts.
+    cfg.update(overrides, train_ways=None, train_queries=None)
   keys = run_keys(cfg["seed"])
   run = _registry.build(cfg, keys.init)
   abstract = jax.eval_shape(run.learner.init, keys.meta, run.params)
@@ -372,7 +373,7 @@ def load_run(run_dir: str, *, which: str = "best", overrides: Optional[dict[str,
     raise FileNotFoundError(f"{run_dir} holds neither model/{which} nor a checkpoint: the run"
                             " was interrupted before its first checkpoint")
   base = _registry.build(trained, keys.init, splits=run.splits)
-  step = make_meta_step(base.learner, base.outer_opt)
+  step = make_meta_step(base.train_learner, base.outer_opt)
   like = step.init(keys.meta, base.params)
   state, best = _checkpoint.restore_checkpoint(
       directory, like, keys.train, described(trained),

@@ -33,7 +33,7 @@ def omniglot(tmp_path_factory):
   return ["train", "--dataset", "omniglot", "--data-dir", str(root / "manual"), "--tfds-dir",
           str(root / "tfds"), "--archive-check", "layout", "--split", "lake", "--num-valid", "1",
           "--ways", "3", "--shots", "1", "--queries", "2", "--hidden", "4", "--meta-batch", "2",
-          "--algo", "protonet", "--log-every", "2", "--checkpoint-every", "2", "--val-every", "4",
+          "--algo", "protonet", "--train-ways", "3", "--log-every", "2", "--checkpoint-every", "2", "--val-every", "4",
           "--val-tasks", "4", "--eval-tasks", "4", "--no-progress", "--seed", "5"]
 
 

@@ -39,7 +39,7 @@ def _argv(root, out, *extra):
 def protonet_run(archives, tmp_path_factory):
   """A finished ProtoNets run, validated every block, with checkpoints."""
   out = tmp_path_factory.mktemp("runs") / "protonet"
-  code = cli.main(_argv(archives, out, "--algo", "protonet", "--iterations", "6", "--log-every",
+  code = cli.main(_argv(archives, out, "--algo", "protonet", "--train-ways", "3", "--iterations", "6", "--log-every",
                         "2", "--val-every", "2", "--val-tasks", "8", "--eval-tasks", "6",
                         "--checkpoint-every", "2"))
   assert code == 0
@@ -212,3 +212,18 @@ def test_mnist_pairs_through_the_same_source(tmp_path, monkeypatch):
   sources = _json(out / "results.json")["sources"]
   assert sources["train"]["name"] == "mnist/train" and sources["train"]["example_shape"] == [28, 28, 1]
   assert sources["test"]["examples_per_class"] > 0 and sources["train"]["ways"] == 2
+
+
+def test_metric_learners_train_on_more_ways_than_they_test(tmp_path):
+  cfg = _registry.resolve({"dataset": "omniglot", "algo": "protonet"})
+  assert (cfg["train_ways"], cfg["train_queries"], cfg["lr_halve_every"], cfg["meta_batch"]) == \
+      (60, 5, 2000, 1)  # Snell et al.'s Omniglot recipe
+  out = tmp_path / "wide"
+  assert cli.main(["train", "--dataset", "digits", "--algo", "protonet", "--train-ways", "4",
+                   "--train-queries", "3", "--lr-halve-every", "5", "--iterations", "10",
+                   "--log-every", "5", "--val-tasks", "4", "--eval-tasks", "10", "--out", str(out),
+                   "--no-progress"]) == 0
+  results = _json(out / "results.json")
+  assert (results["sources"]["train"]["ways"], results["sources"]["train"]["queries"]) == (4, 3)
+  assert (results["sources"]["test"]["ways"], results["sources"]["test"]["queries"]) == (2, 10)
+  assert results["config"]["lr_halve_every"] == 5
