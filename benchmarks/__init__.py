@@ -17,4 +17,7 @@ Results go to ``benchmarks/results/<suite>-<timestamp>/`` (``results.json``,
 ``report.md``, PNG plots) and ``benchmarks/results/latest_<suite>.md``. The
 PyTorch peers are optional (``bash benchmarks/install_peers.sh``); a peer that
 is missing or fails is reported as such.
+
+``benchmarks/gpu/`` is the one prepared, time-boxed GPU run (tests, the speed
+suite with the peers on the GPU, Omniglot training); see its README.md.
 """

@@ -21,12 +21,14 @@ def _log(msg: str) -> None:
 
 
 def run_suite(name: str, out_dir: str, quick: bool, command: str,
-              budget_s: float | None = None) -> dict:
+              budget_s: float | None = None, meta_batch: int | None = None,
+              configs: tuple[str, ...] | None = None, speed_only: bool = False) -> dict:
   """Runs one suite and writes its results folder and ``latest_<name>.md``."""
   started = _now()
   load0 = _machine.load_average()
   t = time.perf_counter()
-  ctx = Ctx(quick, out_dir, _log, budget_s)
+  ctx = Ctx(quick, out_dir, _log, budget_s, meta_batch=meta_batch, configs=configs,
+            speed_only=speed_only)
   _log(f"# suite {name} -> {out_dir}")
   body = SUITES[name](ctx)
   try:  # the raw measurements first, so a report bug cannot lose a long run
@@ -52,7 +54,8 @@ def run_suite(name: str, out_dir: str, quick: bool, command: str,
 def _jax_backend() -> str:
   try:
     import jax
-    return f"{jax.default_backend()} ({len(jax.devices())} device(s))"
+    devs = jax.devices()
+    return f"{jax.default_backend()} ({len(devs)} device(s): {devs[0].device_kind})"
   except Exception as e:  # noqa: BLE001
     return f"unavailable: {e}"
 
@@ -67,7 +70,28 @@ def main(argv: list[str]) -> int:
   r.add_argument("--quick", action="store_true", help="small settings (minutes, not tens of minutes)")
   r.add_argument("--budget-min", type=float, default=None,
                  help="wall-clock budget per suite in minutes; jobs past it are reported as skipped")
+  r.add_argument("--meta-batch", type=int, default=None,
+                 help="Omniglot meta-batch of the speed suite (default 16; 4 with --quick)")
+  r.add_argument("--configs", default=None,
+                 help="speed suite: comma-separated config names or prefixes to run, in this"
+                 " order (e.g. omniglot,sinusoid-1step; default all)")
+  r.add_argument("--speed-only", action="store_true",
+                 help="speed suite: gradient checks and interleaved timings only (no fresh-process"
+                 " import/first-call/peak-RSS jobs, no profile)")
+  r.add_argument("--torch-device", choices=("cpu", "cuda"), default=None,
+                 help="where the PyTorch peers run (default cpu; sets BENCH_TORCH_DEVICE)")
   args = p.parse_args(argv)
+  if args.meta_batch is not None and args.meta_batch < 1:
+    p.error(f"--meta-batch: expected a positive integer, got {args.meta_batch}")
+  if args.torch_device:
+    os.environ["BENCH_TORCH_DEVICE"] = args.torch_device  # inherited by every worker
+  configs = tuple(c for c in args.configs.split(",") if c) if args.configs else None
+  if configs:
+    from benchmarks._suites import speed_configs
+    try:
+      speed_configs(args.quick, args.meta_batch, configs)
+    except ValueError as e:
+      p.error(str(e))
   command = "python -m benchmarks " + " ".join(argv)
   suites = list(SUITES) if args.suite == "all" else [args.suite]
   for name in suites:
@@ -76,7 +100,8 @@ def main(argv: list[str]) -> int:
     else:
       out = args.out or _report.default_out_dir(name)
     run_suite(name, out, args.quick, command,
-              None if args.budget_min is None else 60 * args.budget_min)
+              None if args.budget_min is None else 60 * args.budget_min,
+              meta_batch=args.meta_batch, configs=configs, speed_only=args.speed_only)
   return 0
 
 

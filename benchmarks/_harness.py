@@ -21,6 +21,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TORCH_THREADS = 2
 
 
+def python_path() -> str:
+  """``PYTHONPATH`` for a subprocess: this repository first, then what was already there
+  (e.g. a folder of carried wheels, ``benchmarks/gpu/run.sh``)."""
+  rest = os.environ.get("PYTHONPATH", "")
+  return REPO + (os.pathsep + rest if rest else "")
+
+
 def run_job(job: dict, *, timeout: float = 900.0, env: Optional[dict] = None,
             log: Any = None) -> dict:
   """Runs one worker job in a fresh process; never raises.
@@ -28,8 +35,7 @@ def run_job(job: dict, *, timeout: float = 900.0, env: Optional[dict] = None,
   Returns:
     The job's result dict (``ok`` False with ``error`` on any failure).
   """
-  full_env = dict(os.environ)
-  full_env["PYTHONPATH"] = REPO + os.pathsep + full_env.get("PYTHONPATH", "")
+  full_env = dict(os.environ, PYTHONPATH=python_path())
   full_env["BENCH_TORCH_THREADS"] = str(TORCH_THREADS)
   full_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   full_env.update(env or {})
@@ -68,7 +74,7 @@ def peers_available() -> dict[str, str]:
   code = ("import json; from benchmarks.peers import PEERS; "
           "from benchmarks.peers._compat import peer_available; "
           "print('@@P', json.dumps({p: peer_available(p)[1] for p in PEERS}))")
-  env = dict(os.environ, PYTHONPATH=REPO)
+  env = dict(os.environ, PYTHONPATH=python_path())
   try:
     p = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=300)

@@ -61,6 +61,7 @@ def machine(torch_threads: int) -> dict[str, Any]:
       "platform": platform.platform(),
       "python": platform.python_version(),
       "torch_threads": torch_threads,
+      "torch_device": os.environ.get("BENCH_TORCH_DEVICE", "cpu"),
       "jax_threads": "XLA CPU default (one intra-op thread per usable core)",
       "xla_flags": os.environ.get("XLA_FLAGS", ""),
       "load_average": load_average(),

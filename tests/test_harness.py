@@ -193,3 +193,36 @@ def test_cost_flops_count_every_task_of_a_scanned_meta_step():
   np.testing.assert_allclose(flops[2] - flops[1], flops[1] - flops[0], rtol=1e-6)  # linear in tasks
   assert "exact" in flops_note(cfg)
   assert "lower bound" in flops_note(_configs.sinusoid_config(inner_steps=5))
+
+
+# -- the speed suite's config selection (the GPU run: Omniglot meta-batch 32 first) ----------
+
+def test_speed_configs_selection_and_order():
+  from benchmarks._suites import speed_configs
+  assert [c.name for c in speed_configs(False)] == ["sinusoid-1step", "sinusoid-5step",
+                                                    "omniglot-5w1s-mb16"]
+  assert speed_configs(True)[-1].tasks == 4
+  picked = speed_configs(True, 32, ("omniglot", "sinusoid-1step"))
+  assert [(c.name, c.tasks) for c in picked] == [("omniglot-5w1s-mb32", 32), ("sinusoid-1step", 25)]
+  assert [c.name for c in speed_configs(False, None, ("sinusoid",))] == ["sinusoid-1step",
+                                                                        "sinusoid-5step"]
+  with pytest.raises(ValueError, match="'mnist' matches none"):
+    speed_configs(False, None, ("mnist",))
+
+
+def test_subprocesses_keep_the_callers_python_path(monkeypatch):
+  monkeypatch.setenv("PYTHONPATH", "/carried/site")
+  assert _harness.python_path() == _harness.REPO + os.pathsep + "/carried/site"
+  monkeypatch.delenv("PYTHONPATH")
+  assert _harness.python_path() == _harness.REPO
+
+
+def test_peers_run_where_bench_torch_device_says(monkeypatch):
+  from benchmarks.peers._compat import torch_device
+  monkeypatch.delenv("BENCH_TORCH_DEVICE", raising=False)
+  assert torch_device() == "cpu"
+  monkeypatch.setenv("BENCH_TORCH_DEVICE", "cuda")
+  assert torch_device() == "cuda"
+  monkeypatch.setenv("BENCH_TORCH_DEVICE", "tpu")
+  with pytest.raises(ValueError, match="BENCH_TORCH_DEVICE must be 'cpu' or 'cuda'; got 'tpu'"):
+    torch_device()

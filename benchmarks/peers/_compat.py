@@ -18,6 +18,14 @@ from typing import Any, Optional
 _LIB: Any = None  # keeps the torch.library.Library alive
 
 
+def torch_device() -> str:
+  """Where the peers run: ``BENCH_TORCH_DEVICE`` (``cpu``, the default, or ``cuda``)."""
+  device = os.environ.get("BENCH_TORCH_DEVICE", "cpu") or "cpu"
+  if device not in ("cpu", "cuda"):
+    raise ValueError(f"BENCH_TORCH_DEVICE must be 'cpu' or 'cuda'; got {device!r}")
+  return device
+
+
 def setup_torch(threads: int) -> None:
   """Sets torch's intra-op threads (and one inter-op thread) once."""
   import torch
@@ -85,6 +93,11 @@ def peer_available(name: str) -> tuple[bool, str]:
   """Whether a peer imports here; the reason when it does not."""
   try:
     import_peer(name)
+    if torch_device() == "cuda":
+      import torch
+      if not torch.cuda.is_available():
+        return False, (f"BENCH_TORCH_DEVICE=cuda but torch {torch.__version__} sees no CUDA"
+                       " device")
     return True, ""
   except Exception as e:  # noqa: BLE001 - any import failure is a report row
     return False, f"{type(e).__name__}: {e}".splitlines()[0][:200]

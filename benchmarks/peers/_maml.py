@@ -15,7 +15,10 @@ canonical weights, and four ways of differentiating through the inner loop:
   ``vmap`` over tasks, ``grad`` of the mean query loss.
 
 Every one averages the per-task query losses (so the meta-gradient is the mean
-over tasks, as jmeta's) and, except TorchOpt, steps ``torch.optim.Adam``.
+over tasks, as jmeta's) and, except TorchOpt, steps ``torch.optim.Adam``. They
+run on ``BENCH_TORCH_DEVICE`` (``cpu`` by default; ``cuda`` with
+``python -m benchmarks run ... --torch-device cuda``), where ``sync()`` waits
+for the device.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Callable
 import numpy as np
 
 from benchmarks._configs import Config
-from benchmarks.peers._compat import import_peer
+from benchmarks.peers._compat import import_peer, torch_device
 
 
 def _modules():
@@ -58,15 +61,15 @@ def _modules():
   return torch, MLP, ConvNet
 
 
-def build_model(cfg: Config, weights: dict[str, np.ndarray], dtype: str):
-  """The torch module of ``cfg`` holding ``weights`` (canonical names)."""
+def build_model(cfg: Config, weights: dict[str, np.ndarray], dtype: str, device: str = "cpu"):
+  """The torch module of ``cfg`` holding ``weights`` (canonical names) on ``device``."""
   torch, MLP, ConvNet = _modules()
   if cfg.model == "mlp":
     model = MLP()
   else:
     model = ConvNet(cfg.ways, weights["head.weight"].shape[1])
   tdt = getattr(torch, dtype)
-  model = model.to(tdt)
+  model = model.to(device=device, dtype=tdt)
   names = [n for n, _ in model.named_parameters()]
   if sorted(names) != sorted(weights):
     raise ValueError(f"torch parameters {names} differ from the canonical {sorted(weights)}")
@@ -92,13 +95,14 @@ class _Peer:
     self.torch = torch
     self.lib = import_peer(self.name)
     self.cfg = cfg
-    self.model = build_model(cfg, weights, dtype)
+    self.device = torch.device(torch_device())
+    self.model = build_model(cfg, weights, dtype, self.device)
     self.loss = loss_fn(cfg)
     tdt = getattr(torch, dtype)
     self.tasks = []
     for sx, sy, qx, qy in batches:
-      conv = lambda a, lab: (torch.as_tensor(a) if lab and cfg.model == "conv"
-                             else torch.as_tensor(a, dtype=tdt))
+      conv = lambda a, lab: (torch.as_tensor(a, device=self.device) if lab and cfg.model == "conv"
+                             else torch.as_tensor(a, dtype=tdt, device=self.device))
       self.tasks.append((conv(sx, False), conv(sy, True), conv(qx, False), conv(qy, True)))
     self._i = 0
     self.setup()
@@ -113,7 +117,8 @@ class _Peer:
   def meta_grad(self, batch_index: int = 0) -> dict[str, np.ndarray]:
     self.model.zero_grad(set_to_none=True)
     self.grads(self.tasks[batch_index])
-    return {n: p.grad.detach().double().numpy().copy() for n, p in self.model.named_parameters()}
+    return {n: p.grad.detach().double().cpu().numpy().copy()
+            for n, p in self.model.named_parameters()}
 
   def step(self) -> None:
     self.outer.zero_grad(set_to_none=True)
@@ -122,7 +127,8 @@ class _Peer:
     self._i += 1
 
   def sync(self) -> None:
-    pass  # torch on CPU is synchronous
+    if self.device.type == "cuda":  # torch on CPU is synchronous
+      self.torch.cuda.synchronize(self.device)
 
 
 class Learn2Learn(_Peer):
