@@ -70,7 +70,7 @@ def test_dry_run_end_to_end(tmp_path):
     r = report["train"][algo]
     assert r["meta_steps"] == 4 and 0.0 <= r["accuracy"] <= 1.0 and r["ci95"] >= 0
     assert r["config"]["algo"] == algo and r["config"]["ways"] == 3
-    assert r["config"]["meta_batch"] == 2 and r["config"]["eval_episodes"] == 6
+    assert r["config"]["meta_batch"] == 2 and r["config"]["eval_tasks"] == 6
   assert report["train"]["maml"]["config"]["inner_lr"] == 0.4
   assert report["train"]["maml"]["config"]["meta_lr"] == 1e-3
   # what comes back from the device tool: at most 8 plain files with plain names, small

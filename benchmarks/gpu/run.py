@@ -47,19 +47,22 @@ DEFAULT_DATA = os.path.join(REPO, ".gpu", "omniglot")
 TESTS = ("tests/test_meta_step.py", "tests/test_conv.py", "tests/test_sharding.py")
 DRY_TESTS = ("tests/test_sharding.py::test_mesh_must_be_a_mesh",)
 
-# `jmeta train` at the papers' settings (Finn et al. 2017; Snell et al. 2017, 5-way training).
+# `jmeta train` at the papers' settings: Finn et al. 2017 for MAML; for ProtoNets the
+# registry's Omniglot recipe (Snell et al. 2017: one 60-way episode with 5 queries per class per
+# update, Adam 1e-3 halved every 2,000), tested 5-way 1-shot.
 PAPER_ARGS = {
     "maml": ["--algo", "maml", "--ways", "5", "--shots", "1", "--meta-batch", "32",
              "--inner-steps", "1", "--inner-lr", "0.4", "--meta-lr", "1e-3",
              "--eval-episodes", "600"],
-    "protonet": ["--algo", "protonet", "--ways", "5", "--shots", "1", "--meta-batch", "32",
-                 "--meta-lr", "1e-3", "--eval-episodes", "600"],
+    "protonet": ["--algo", "protonet", "--ways", "5", "--shots", "1", "--eval-episodes", "600"],
 }
 # Appended in a dry run (argparse keeps the last value): fake archives, tiny net and episodes.
 DRY_TRAIN_ARGS = ["--archive-check", "layout", "--split", "lake", "--num-valid", "1",
                   "--ways", "3", "--queries", "2", "--hidden", "4", "--meta-batch", "2",
                   "--iterations", "4", "--log-every", "2", "--val-episodes", "0",
                   "--eval-episodes", "6"]
+# The fake archives have 24 training classes: ProtoNets trains on 3-way episodes there.
+DRY_ALGO_ARGS = {"maml": [], "protonet": ["--train-ways", "3"]}
 DRY_CHARS = {"images_background": [3, 3, 3], "images_evaluation": [3, 3]}
 
 # Seconds: each step's limit, and what a training run needs besides its --time-budget
@@ -397,7 +400,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     run_out = os.path.join(work, algo)
     cmd = [py, "-m", "jmeta.cli", "train", "--dataset", "omniglot", "--data-dir", data,
            "--tfds-dir", data, *PAPER_ARGS[algo], "--time-budget", f"{max(budget, 1.0):.0f}",
-           "--out", run_out, *extra]
+           "--out", run_out, *extra, *(DRY_ALGO_ARGS[algo] if args.dry_run else [])]
     path = os.path.join(work, f"{algo}.log")
     if budget < plan["min_budget"][algo]:
       r = run_step(algo, cmd, 0.0, path)
