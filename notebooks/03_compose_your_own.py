@@ -33,7 +33,8 @@
 # JMETA_SMALL=1 shrinks every setting to a smoke test: that is how CI runs this notebook.
 import os, subprocess, sys
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "jmeta @ git+https://github.com/jmeta-dev/jmeta"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "jmeta @ git+https://github.com/jmeta-dev/jmeta"], check=True)
 SMALL = os.environ.get("JMETA_SMALL", "0") == "1"
 print("small settings (CI)" if SMALL else "full settings")
 

@@ -139,7 +139,9 @@ def test_notebook_runs_with_small_settings(name, small_settings):
 
 def _wheel_files(wheel):
   with zipfile.ZipFile(wheel) as z:
-    return z.namelist(), z.read("jmeta-0.1.0.dist-info/METADATA").decode()
+    names = z.namelist()
+    (metadata,) = [n for n in names if re.fullmatch(r"jmeta-[^/]+\.dist-info/METADATA", n)]
+    return names, z.read(metadata).decode()
 
 
 def _package_files(root):
