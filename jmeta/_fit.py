@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from jmeta._base import Task
-from jmeta._meta_step import MetaState, MetaStep
+from jmeta._meta_step import MetaState, MetaStep, nonfinite_causes
+from jmeta._validate import check_task_batch
 
 
 def fit(
@@ -47,7 +48,13 @@ def fit(
 
   Yields:
     ``(state, record)`` where ``record`` holds ``step`` and the means over the
-    block of every metric, plus ``nonfinite`` (non-finite steps in the block).
+    block of every metric, plus ``nonfinite`` (skipped, non-finite steps in
+    the block) and ``bad_labels`` (those of them whose labels were bad).
+
+  Raises:
+    TypeError, ValueError: before any step, if ``state`` does not fit ``step``
+      or the first task batch (its shapes, from ``jax.eval_shape``) is not a
+      ``jmeta.Task`` batch (see ``make_meta_step``).
   """
   if start < 0 or iterations < start or log_every < 1 or meta_batch < 1:
     raise ValueError(
@@ -55,14 +62,24 @@ def fit(
         f" iterations={iterations}, log_every={log_every}, meta_batch={meta_batch}.")
   if on_nonfinite not in ("skip", "raise"):
     raise ValueError(f"on_nonfinite must be 'skip' or 'raise'; got {on_nonfinite!r}.")
+  if not isinstance(step, MetaStep):
+    raise TypeError(f"step must be a jmeta.MetaStep (from make_meta_step); got {type(step).__name__}.")
+  if not callable(sample_tasks):
+    raise TypeError(f"sample_tasks must be callable as sample_tasks(key, n); got {type(sample_tasks).__name__}.")
+  # The first batch's shapes (no data drawn) go through the step's own checks.
+  spec = jax.eval_shape(lambda k: sample_tasks(k, meta_batch), jax.random.fold_in(key, start))
+  if step.check is not None:
+    step.check(state, check_task_batch(spec, name=f"sample_tasks(key, {meta_batch})"))
 
   def block(state, start, length):
     def body(s, i):
       tasks = sample_tasks(jax.random.fold_in(key, i), meta_batch)
       return step.step_fn(s, tasks)
     state, metrics = jax.lax.scan(body, state, start + jnp.arange(length))
-    means = {k: jnp.mean(v) for k, v in metrics.items() if k not in ("finite", "skipped")}
+    means = {k: jnp.mean(v) for k, v in metrics.items()
+             if k not in ("finite", "skipped", "bad_labels")}
     means["nonfinite"] = jnp.sum(1.0 - metrics["finite"])
+    means["bad_labels"] = jnp.sum(metrics["bad_labels"])
     return state, means
 
   compiled = jax.jit(block, static_argnums=2)
@@ -76,5 +93,6 @@ def fit(
     if on_nonfinite == "raise" and record["nonfinite"] > 0:
       raise FloatingPointError(
           f"{int(record['nonfinite'])} non-finite meta-step(s) between steps {done - length}"
-          f" and {done}; mean query_loss {record['query_loss']}. Those updates were skipped.")
+          f" and {done} ({int(record['bad_labels'])} with bad labels): {nonfinite_causes(record)};"
+          f" mean query_loss {record['query_loss']}. Those updates were skipped.")
     yield state, record

@@ -10,6 +10,8 @@ import jax
 import numpy as np
 
 from jmeta._base import MetaLearner, MetaParams, Task
+from jmeta._meta_step import MetaState
+from jmeta._validate import check_float_tree, check_task_batch
 
 
 def mean_ci95(values) -> tuple[float, float]:
@@ -61,10 +63,23 @@ def evaluate(
     steps: numbers of adaptation steps to evaluate.
     batch_size: tasks per compiled batch.
 
+  Raises:
+    TypeError, ValueError: before any task is drawn, for ``meta_params`` that
+      are a ``MetaState`` or not floating arrays, or a ``sample_tasks`` whose
+      batches are not ``jmeta.Task`` batches; after, for tasks with bad labels.
+
   Returns:
     ``{steps: {metric: (mean, ci95_half_width)}}`` with ``query_loss`` and any
     other per-task metric (e.g. ``query_accuracy``).
   """
+  if not isinstance(learner, MetaLearner):
+    raise TypeError(f"learner must be a jmeta.MetaLearner; got {type(learner).__name__}.")
+  if isinstance(meta_params, MetaState):
+    raise TypeError("meta_params must be the meta-parameters (state.meta_params); got the whole"
+                    " MetaState.")
+  check_float_tree(meta_params, "meta_params")
+  if not callable(sample_tasks):
+    raise TypeError(f"sample_tasks must be callable as sample_tasks(key, n); got {type(sample_tasks).__name__}.")
   if not isinstance(num_tasks, int) or num_tasks < 2:
     raise ValueError(f"num_tasks must be an int >= 2; got {num_tasks!r}.")
   if batch_size < 1:
@@ -74,6 +89,8 @@ def evaluate(
     if isinstance(s, bool) or not isinstance(s, int) or s < 0:
       raise ValueError(f"steps must be non-negative ints; got {steps!r}.")
 
+  check_task_batch(jax.eval_shape(lambda k: sample_tasks(k, batch_size), key),
+                   name=f"sample_tasks(key, {batch_size})")
   run = _compiled_eval(learner, steps)
 
   collected: dict[int, dict[str, list]] = {s: {} for s in steps}
@@ -84,6 +101,12 @@ def evaluate(
     out = run(meta_params, sample_tasks(k, batch_size))
     for s in steps:
       for name, v in out[s].items():
+        if "bad_labels" in name:
+          if np.any(np.asarray(v)[:n] > 0):
+            raise ValueError(
+                f"sample_tasks(key, {batch_size}) returned tasks with bad labels (a support or query"
+                " label outside [0, classes), or a class without a support example).")
+          continue
         collected[s].setdefault(name, []).append(np.asarray(v)[:n])
     done += n
   return {s: {name: mean_ci95(np.concatenate(v)) for name, v in d.items()}

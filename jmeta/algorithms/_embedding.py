@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import optax
 
 from jmeta._base import AdaptResult, MetaLearner, Task
+from jmeta._losses import check_labels
 
 EmbedFn = Callable[[Any, jax.Array], jax.Array]
 
@@ -66,10 +67,19 @@ def _onehot(y: jax.Array, ways: int, dtype) -> jax.Array:
   return jax.nn.one_hot(y, ways, dtype=dtype)
 
 
-def _ce(logits: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
-  loss = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
+def _ce(logits: jax.Array, y: jax.Array, bad: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Cross-entropy and accuracy; NaN loss when the task's labels are ``bad``."""
+  labels, _ = check_labels(y, logits.shape[-1])
+  loss = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
   acc = jnp.mean((jnp.argmax(logits, -1) == y).astype(logits.dtype))
-  return loss, acc
+  return jnp.where(bad, jnp.nan, loss), acc
+
+
+def _bad_labels(support_y: jax.Array, support_onehot: jax.Array,
+                query_y: Optional[jax.Array], ways: int) -> jax.Array:
+  """True if a label is outside ``[0, ways)`` or a class has no support example."""
+  bad = check_labels(support_y, ways)[1] | jnp.any(jnp.sum(support_onehot, axis=0) == 0)
+  return bad if query_y is None else bad | check_labels(query_y, ways)[1]
 
 
 def embedding_based(embed: EmbedFn, head: Head, *, ways: int) -> MetaLearner:
@@ -83,7 +93,9 @@ def embedding_based(embed: EmbedFn, head: Head, *, ways: int) -> MetaLearner:
       ``apply``); it is called once on the concatenated support and query
       images of a task.
     head: the ``Head``.
-    ways: classes per task (labels are ints in ``[0, ways)``).
+    ways: classes per task (labels are ints in ``[0, ways)``). A task with a
+      label outside it, or a class without support examples, gets NaN losses
+      and the metric ``bad_labels`` = 1, so the meta-step skips the update.
 
   Returns:
     A ``MetaLearner``. ``adapt`` returns the head's fitted classifier as
@@ -108,22 +120,27 @@ def embedding_based(embed: EmbedFn, head: Head, *, ways: int) -> MetaLearner:
   def adapt(meta_params, x, y, *, steps: Optional[int] = None) -> AdaptResult:
     del steps
     zs = _features(embed, meta_params["embed"], x)
-    classifier = head.fit(meta_params["head"], zs, _onehot(y, ways, zs.dtype))
-    loss, _ = _ce(head.logits(meta_params["head"], classifier, zs), y)
+    onehot = _onehot(y, ways, zs.dtype)
+    classifier = head.fit(meta_params["head"], zs, onehot)
+    loss, _ = _ce(head.logits(meta_params["head"], classifier, zs), y,
+                  _bad_labels(y, onehot, None, ways))
     return AdaptResult(classifier, loss.reshape(1))
 
   def task_loss(meta_params, task: Task, step=0, *, steps: Optional[int] = None):
     del step, steps
     zs, zq = _split(meta_params, task.support_x, task.query_x)
-    classifier = head.fit(meta_params["head"], zs, _onehot(task.support_y, ways, zs.dtype))
+    onehot = _onehot(task.support_y, ways, zs.dtype)
+    bad = _bad_labels(task.support_y, onehot, task.query_y, ways)
+    classifier = head.fit(meta_params["head"], zs, onehot)
     # Support and query logits in one call of the head.
     logits = head.logits(meta_params["head"], classifier, jnp.concatenate([zs, zq], axis=0))
     n = zs.shape[0]
-    loss, acc = _ce(logits[n:], task.query_y)
-    support_loss, support_acc = _ce(logits[:n], task.support_y)
+    loss, acc = _ce(logits[n:], task.query_y, bad)
+    support_loss, support_acc = _ce(logits[:n], task.support_y, bad)
     return loss, {"query_loss": loss, "query_accuracy": acc,
                   "support_loss": jax.lax.stop_gradient(support_loss),
-                  "support_accuracy": jax.lax.stop_gradient(support_acc)}
+                  "support_accuracy": jax.lax.stop_gradient(support_acc),
+                  "bad_labels": bad.astype(loss.dtype)}
 
   def task_grad(meta_params, task: Task, step=0):
     return jax.grad(task_loss, has_aux=True)(meta_params, task, step)

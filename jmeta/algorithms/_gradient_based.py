@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from jmeta._base import AdaptResult, MetaLearner, MetaParams, Params, Task
@@ -35,7 +36,8 @@ def query_metrics(loss_fn: LossFn, before: Params, after: Params, task: Task,
 
   With ``metrics_before`` the query loss (and aux) at the un-adapted
   parameters are added as ``query_*_before``: one more forward pass over the
-  query set, outside the gradient.
+  query set, outside the gradient. A ``bad_labels`` aux of the loss (support
+  or query labels out of range) becomes the metric ``bad_labels``.
   """
   loss, aux = call_loss(loss_fn, after, task.query_x, task.query_y)
   metrics = {
@@ -43,6 +45,15 @@ def query_metrics(loss_fn: LossFn, before: Params, after: Params, task: Task,
       "support_loss_before": adapted.losses[0],
       "support_loss": adapted.losses[-1],
   }
+  aux = dict(aux)
+  if "bad_labels" in aux:
+    # A loss that checks its labels (jmeta's classification losses): check the
+    # support labels too. Only the labels are read, so under jit the forward
+    # pass of this call is dead code and XLA removes it.
+    _, support_aux = call_loss(loss_fn, jax.lax.stop_gradient(before), task.support_x,
+                               task.support_y)
+    bad = jnp.maximum(aux.pop("bad_labels"), support_aux.get("bad_labels", 0))
+    metrics["bad_labels"] = jax.lax.stop_gradient(bad)
   for k, v in aux.items():
     metrics[f"query_{k}"] = v
   if metrics_before:
@@ -50,7 +61,8 @@ def query_metrics(loss_fn: LossFn, before: Params, after: Params, task: Task,
         loss_fn, jax.lax.stop_gradient(before), task.query_x, task.query_y)
     metrics["query_loss_before"] = loss_before
     for k, v in aux_before.items():
-      metrics[f"query_{k}_before"] = v
+      if k != "bad_labels":
+        metrics[f"query_{k}_before"] = v
   return loss, metrics
 
 
