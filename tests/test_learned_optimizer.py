@@ -148,38 +148,31 @@ def test_truncation_keeps_values_and_cuts_gradients():
 
 
 # The learned optimizer's own unroll before it became jmeta.inner_loop, computed at
-# commit b742524 in float64 on the inputs of _old_unroll_inputs: adapted parameters, support
-# losses, the task loss, the query loss and testing_utils.fingerprint of the meta-gradient.
+# commit b742524 in float64 on the inputs of test_inner_loop_reproduces_the_old_unroll:
+# adapted parameters, support losses, the task loss, the query loss and
+# testing_utils.fingerprint of the meta-gradient. The 4-step runs share their values
+# (first order and truncation change gradients only).
+FOUR_STEPS = dict(
+    params=[-0.10462813599307476, -0.6333279476221594, 0.40033348280496417],
+    losses=[1.9307644858528794, 1.550791838110081, 1.2823354874755613, 1.0874512826301463,
+            0.9387301989839028],
+    loss=1.2148272017999229, query_loss=1.0671294410496073)
 OLD_UNROLL = {
-    "plain": dict(
-        kwargs=dict(steps=4),
-        params=[-0.10462813599307476, -0.6333279476221594, 0.40033348280496417],
-        losses=[1.9307644858528794, 1.550791838110081, 1.2823354874755613, 1.0874512826301463,
-                0.9387301989839028],
-        loss=1.2148272017999229, query_loss=1.0671294410496073,
-        grad_opt=[1.3460921375954191, 4.116118564453874], grad_params=[0.0, 0.0]),
-    "first_order": dict(
-        kwargs=dict(steps=4, first_order=True),
-        params=[-0.10462813599307476, -0.6333279476221594, 0.40033348280496417],
-        losses=[1.9307644858528794, 1.550791838110081, 1.2823354874755613, 1.0874512826301463,
-                0.9387301989839028],
-        loss=1.2148272017999229, query_loss=1.0671294410496073,
-        grad_opt=[1.3867592885112496, 4.241129096687319], grad_params=[0.0, 0.0]),
+    "plain": dict(FOUR_STEPS, kwargs=dict(steps=4),
+                  grad_opt=[1.3460921375954191, 4.116118564453874], grad_params=[0.0, 0.0]),
+    "first_order": dict(FOUR_STEPS, kwargs=dict(steps=4, first_order=True),
+                        grad_opt=[1.3867592885112496, 4.241129096687319], grad_params=[0.0, 0.0]),
+    # remat changes memory, not numbers (the old unroll's remat=True gave these numbers too).
+    "learn_init_truncation_remat": dict(
+        FOUR_STEPS, kwargs=dict(steps=4, truncation=2, learn_init=True, remat="log"),
+        grad_opt=[0.5429458098838706, 1.6407648081339172],
+        grad_params=[0.10857295610720294, 0.7328951311244399]),
     "query_objective": dict(
         kwargs=dict(steps=3, objective="query"),
         params=[-0.07228963584583585, -0.6209153039333439, 0.4550697960037323],
         losses=[1.9307644858528794, 1.550791838110081, 1.2823354874755613, 1.0874512826301463],
         loss=1.235212498440524, query_loss=1.235212498440524,
         grad_opt=[1.813323620765774, 5.5110656701902725], grad_params=[0.0, 0.0]),
-    # remat changes memory, not numbers (the old unroll's remat=True gave these numbers too).
-    "learn_init_truncation_remat": dict(
-        kwargs=dict(steps=4, truncation=2, learn_init=True, remat="log"),
-        params=[-0.10462813599307476, -0.6333279476221594, 0.40033348280496417],
-        losses=[1.9307644858528794, 1.550791838110081, 1.2823354874755613, 1.0874512826301463,
-                0.9387301989839028],
-        loss=1.2148272017999229, query_loss=1.0671294410496073,
-        grad_opt=[0.5429458098838706, 1.6407648081339172],
-        grad_params=[0.10857295610720294, 0.7328951311244399]),
 }
 
 

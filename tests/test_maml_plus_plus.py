@@ -126,26 +126,21 @@ def tanh_params():
 # default steps and after 5, the support losses of both, the multi-step objective at
 # meta-iteration `step` and with steps=1, the final query loss, and the meta-gradient's
 # fingerprint (at each meta-iteration of `grad_steps`).
+PER_STEP_3 = dict(  # the values of both 3-step runs with per-step norms (they differ in their gradients)
+    params=[-0.8076622443336924, 1.9791673227182216],
+    losses=[8.779612039146867, 7.029674472825406, 5.545264899473943, 3.4133634967448088],
+    params5=[-1.9794028830900996, 2.319902513863514],
+    losses5=[8.779612039146867, 7.029674472825406, 5.545264899473943, 3.4133634967448088,
+             2.765156008032194, 2.480748456167669],
+    loss_steps1=3.492816411349344, query_loss=3.5816905330885853)
 OLD_UNROLL = {
     "multi_step": dict(
-        kwargs=dict(steps=3, init_lr=0.1, per_step=per_step, multi_step_steps=50), step=20,
-        params=[-0.8076622443336924, 1.9791673227182216],
-        losses=[8.779612039146867, 7.029674472825406, 5.545264899473943, 3.4133634967448088],
-        params5=[-1.9794028830900996, 2.319902513863514],
-        losses5=[8.779612039146867, 7.029674472825406, 5.545264899473943, 3.4133634967448088,
-                 2.765156008032194, 2.480748456167669],
-        loss=3.5233713003759557, loss_steps1=3.492816411349344, query_loss=3.5816905330885853,
-        grad_steps=(20,), grads=[[4.742040314050486, 4.178672099707165]]),
+        PER_STEP_3, kwargs=dict(steps=3, init_lr=0.1, per_step=per_step, multi_step_steps=50), step=20,
+        loss=3.5233713003759557, grad_steps=(20,), grads=[[4.742040314050486, 4.178672099707165]]),
     "order_annealing": dict(
-        kwargs=dict(steps=3, init_lr=0.1, per_step=per_step, first_order_steps=10), step=3,
-        params=[-0.8076622443336924, 1.9791673227182216],
-        losses=[8.779612039146867, 7.029674472825406, 5.545264899473943, 3.4133634967448088],
-        params5=[-1.9794028830900996, 2.319902513863514],
-        losses5=[8.779612039146867, 7.029674472825406, 5.545264899473943, 3.4133634967448088,
-                 2.765156008032194, 2.480748456167669],
-        loss=3.5816905330885853, loss_steps1=3.492816411349344, query_loss=3.5816905330885853,
-        grad_steps=(3, 12), grads=[[-4.128185645665729, 8.981699425460933],
-                                   [6.548627927907728, 5.99580026181141]]),
+        PER_STEP_3, kwargs=dict(steps=3, init_lr=0.1, per_step=per_step, first_order_steps=10), step=3,
+        loss=3.5816905330885853, grad_steps=(3, 12), grads=[[-4.128185645665729, 8.981699425460933],
+                                                            [6.548627927907728, 5.99580026181141]]),
     # remat changes memory, not numbers (the old unroll's remat=True gave these numbers too).
     "remat_no_per_step": dict(
         kwargs=dict(steps=2, init_lr=0.2, remat="sqrt", multi_step_steps=5), step=1,
