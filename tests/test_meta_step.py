@@ -30,9 +30,8 @@ LEARNERS = {
     "imaml": lambda loss: imaml(loss, optax.sgd(0.02), steps=3, lam=10.0, cg_steps=10, cg_tol=1e-2),
     "maml_gauss_newton": lambda loss: jmeta.maml(
         loss, gauss_newton(tiny_mlp()[1], "mse", 0.5, damping=1.0, cg_steps=30), steps=1),
-    "learned_optimizer_truncated": lambda loss: _learned_optimizer.learned_optimizer(
-        loss, _learned_optimizer.mlp_optimizer(hidden=(4,), decays=(0.9,), time_scales=(10.0,)), steps=2,
-        truncation=1),
+    "learned_optimizer": lambda loss: _learned_optimizer.learned_optimizer(
+        loss, _learned_optimizer.mlp_optimizer(hidden=(4,), decays=(0.9,), time_scales=(10.0,)), steps=1),
     "learned_loss": lambda loss: _learned_loss.learned_loss(
         tiny_mlp()[1], loss, optax.sgd(0.05), steps=1, network=_learned_loss.loss_network(hidden=(4,))),
     "learned_hyperparams": lambda loss: _hyperparams.learned_hyperparams(
@@ -116,15 +115,17 @@ def test_conformance(name):
   # with no other argument, one prediction per query (the metric learners: logits over 3 ways)
   assert list(inspect.signature(learner.predict).parameters) == [
       "meta_params", "support_x", "support_y", "query_x", "steps"]
-  loss1, _ = learner.task_loss(s0.meta_params, task0, 0, steps=1)
+  loss1, _ = jax.jit(learner.task_loss, static_argnames="steps")(s0.meta_params, task0, 0, steps=1)
   pred = jax.jit(learner.predict, static_argnames="steps")(
       s0.meta_params, task0.support_x, task0.support_y, task0.query_x, steps=1)
   assert np.isfinite(float(loss1)) and np.all(np.isfinite(pred))
   n_query = task0.query_x.shape[0]
   assert pred.shape == ((n_query, 3) if name in METRIC_LEARNERS else task0.query_y.shape)
   if name not in METRIC_LEARNERS:  # the model at the parameters adapt returns
-    adapted = learner.adapt(s0.meta_params, task0.support_x, task0.support_y, steps=1).params
-    np.testing.assert_allclose(pred, traced.apply_fn(adapted, task0.query_x), rtol=1e-10, atol=1e-12)
+    adapted = jax.jit(learner.adapt, static_argnames="steps")(
+        s0.meta_params, task0.support_x, task0.support_y, steps=1).params
+    np.testing.assert_allclose(pred, jax.jit(traced.apply_fn)(adapted, task0.query_x),
+                               rtol=1e-10, atol=1e-12)
 
 
 def test_predict_takes_the_model_at_construction():
