@@ -27,7 +27,7 @@ import numpy as np
 import optax
 
 import jmeta
-from jmeta.algorithms._learned_optimizer import learned_optimizer, mlp_optimizer, unroll
+from jmeta.algorithms._learned_optimizer import learned_optimizer, mlp_optimizer
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 
@@ -77,7 +77,7 @@ def main() -> None:
   test = family.sample_batch(k_test, args.test_tasks)
 
   def curves(opt, tasks):
-    run = jax.jit(jax.vmap(lambda x, y: unroll(loss, params, x, y, opt, args.steps).losses))
+    run = jax.jit(jax.vmap(lambda x, y: jmeta.inner_loop(loss, params, x, y, opt, args.steps).losses))
     return np.asarray(run(tasks.support_x, tasks.support_y))
 
   def final_mean(c):

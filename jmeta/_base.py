@@ -54,15 +54,25 @@ class MetaLearner(NamedTuple):
     adapt: ``adapt(meta_params, x, y, *, steps=None) -> AdaptResult``; fits the
       task-specific parameters to a support set. ``steps`` overrides the number
       of inner steps (static) for evaluation.
-    task_loss: ``task_loss(meta_params, task, step) -> (loss, metrics)``; the
-      outer objective of one task (query loss after adaptation) and a dict of
-      scalar metrics. ``step`` is the meta-iteration (for annealing schedules).
-    task_grad: ``task_grad(meta_params, task, step) -> (direction, metrics)``;
+    task_loss: ``task_loss(meta_params, task, step=0, *, steps=None) -> (loss,
+      metrics)``; the outer objective of one task (query loss after
+      adaptation) and a dict of scalar metrics. ``step`` is the meta-iteration
+      (an int, may be traced: for annealing schedules such as MAML++'s);
+      ``steps`` overrides the number of inner steps as in ``adapt`` (a Python
+      int, static; used by ``jmeta.evaluate`` to meta-test with another number
+      of adaptation steps). Learners without an inner loop (ProtoNets, Matching
+      Networks, R2-D2) accept and ignore it.
+    task_grad: ``task_grad(meta_params, task, step=0) -> (direction, metrics)``;
       the per-task meta-update direction, a pytree like ``meta_params`` that the
       outer optax optimizer treats as a gradient (``jax.grad`` of ``task_loss``
       for gradient-based learners; ``meta_params - adapted`` for Reptile).
-    predict: ``predict(meta_params, support_x, support_y, query_x, *, steps=None)
-      -> predictions`` on the query inputs after adapting to the support set.
+    predict: ``predict(meta_params, support_x, support_y, query_x, *,
+      steps=None) -> predictions`` on the query inputs after adapting to the
+      support set (``steps`` as in ``adapt``), the same signature for every
+      learner: what a learner needs to predict (its model, e.g. the
+      ``apply_fn=`` of ``jmeta.maml``) it takes at construction. The metric
+      learners return logits ``(n_query, ways)``. ``None`` for a learner that
+      cannot predict.
   """
 
   init: Callable[..., MetaParams]

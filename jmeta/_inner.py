@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -13,6 +13,7 @@ from jmeta._remat import Remat, check_remat, checkpointed_scan
 
 LossFn = Callable[..., Any]
 Mask = Any  # a pytree of bools shaped like the params, or a callable params -> such a pytree
+StepParams = Callable[[Params, jax.Array], Params]  # (params, inner step index) -> params
 
 
 def call_loss(loss_fn: LossFn, params: Params, x: jax.Array, y: jax.Array):
@@ -70,8 +71,11 @@ def inner_loop(
     first_order: bool = False,
     remat: Remat = False,
     mask: Optional[list[bool]] = None,
-    truncate: Optional[int] = None,
-) -> AdaptResult:
+    second_order_steps: Optional[int] = None,
+    truncation: Optional[int] = None,
+    step_params: Optional[StepParams] = None,
+    observe: Optional[Callable[[Params], PyTree]] = None,
+) -> Union[AdaptResult, tuple[AdaptResult, PyTree]]:
   """Adapts ``params`` to ``(x, y)`` with ``steps`` steps of ``opt``.
 
   The loop is a ``lax.scan`` of static length, so compile time does not grow
@@ -83,6 +87,24 @@ def inner_loop(
   e.g. a Newton-type step) receive ``value``, ``grad`` and ``value_fn`` (the
   loss of the adapted sub-tree), ``inputs`` and ``targets`` (``x``, ``y``) and
   ``full_params`` (sub-tree -> all parameters, for ``jmeta.gauss_newton``).
+  Per-step hyperparameters (a learning rate per inner step, as MAML++'s) live
+  in the optimizer: its state counts the steps (``optax.inject_hyperparams``
+  with a schedule, or any transformation that reads a step count).
+
+  Two ways of cutting the backward pass, which compose:
+
+  * ``second_order_steps=k``: only the last ``k`` steps carry second-order
+    terms; the inner gradients of the earlier steps are wrapped in
+    ``stop_gradient`` (first order, so their Jacobian is the identity: the
+    meta-gradient still reaches the initial parameters, and those steps keep
+    almost nothing for the backward pass).
+  * ``truncation=k``: truncated back-propagation through time. The unroll is
+    cut into segments of ``k`` steps (the last one shorter if ``k`` does not
+    divide ``steps``); the parameters and optimizer state enter every segment
+    but the first through ``stop_gradient``, so no gradient flows from a
+    segment into the earlier ones. The gradient of a sum of per-step losses is
+    then the sum of each segment's own gradient (learned optimizers, Metz et
+    al. 2019). The values are unchanged.
 
   Args:
     loss_fn: ``loss_fn(params, x, y) -> loss`` or ``(loss, aux)``.
@@ -99,23 +121,36 @@ def inner_loop(
       like ``sqrt(steps)`` or ``log(steps)``). Same numbers for all.
     mask: optional flat list of bools (see ``resolve_mask``); only selected
       leaves are adapted, the others are held fixed (ANIL).
-    truncate: truncated back-propagation: only the last ``truncate`` steps
-      carry second-order terms; the earlier inner gradients are wrapped in
-      ``stop_gradient`` (first order, so their Jacobian is the identity and
-      they keep almost nothing for the backward pass). ``None``: all steps.
+    second_order_steps: only the last ``second_order_steps`` steps are second
+      order (see above); ``None``: all steps.
+    truncation: length of the truncated back-propagation segments (see
+      above); ``None``: back-propagate through the whole unroll.
+    step_params: ``step_params(params, i) -> params`` gives the parameters the
+      loss sees at inner step ``i`` (an int32 scalar), e.g. MAML++'s per-step
+      copies of the norm layers, selected from a leaf with a leading step
+      axis. The returned parameters and the final loss are those of the last
+      step taken (``i = max(steps - 1, 0)``). ``None``: the parameters
+      themselves.
+    observe: ``observe(params) -> pytree`` evaluated after every step on the
+      parameters just updated (as ``step_params`` shows them), e.g. the query
+      loss after each step (MAML++'s multi-step loss).
 
   Returns:
     ``AdaptResult(params, losses)`` with the support loss before each step and
-    after the last one, shape ``(steps + 1,)``.
+    after the last one, shape ``(steps + 1,)``; with ``observe``, the pair
+    ``(AdaptResult, observations)`` where every leaf of ``observations`` has
+    a leading axis of size ``steps``.
   """
-  if not isinstance(steps, int) or steps < 0:
+  if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
     raise ValueError(f"steps must be a non-negative int; got {steps!r}.")
   check_remat(remat)
-  check_truncate(truncate)
+  check_segment(second_order_steps, "second_order_steps")
+  check_segment(truncation, "truncation")
   leaves, treedef = jax.tree.flatten(params)
   if mask is None:
     mask = [True] * len(leaves)
   idx = [i for i, m in enumerate(mask) if m]
+  view = (lambda p, i: p) if step_params is None else step_params
 
   # The adapted sub-tree keeps the parameters' structure, with None in place of
   # the frozen leaves, so optimizers see the familiar structure.
@@ -125,9 +160,11 @@ def inner_loop(
       full[i] = s
     return jax.tree.unflatten(treedef, full)
 
-  def sub_loss(sub):
-    loss, _ = call_loss(loss_fn, merge(sub), x, y)
-    return loss
+  def loss_at(i):
+    def sub_loss(sub):
+      loss, _ = call_loss(loss_fn, view(merge(sub), i), x, y)
+      return loss
+    return sub_loss
 
   opt = optax.with_extra_args_support(opt)
   sub0 = jax.tree.unflatten(treedef, [l if m else None for l, m in zip(leaves, mask)])
@@ -135,39 +172,47 @@ def inner_loop(
 
   def make_step(stop: bool):
     def step(carry):
-      sub, state = carry
+      i, sub, state = carry
+      if truncation is not None:  # a new segment starts from constants
+        cut = (i > 0) & (i % truncation == 0)
+        sub, state = tree_where(cut, jax.lax.stop_gradient((sub, state)), (sub, state))
+      sub_loss = loss_at(i)
       loss, grads = jax.value_and_grad(sub_loss)(sub)
       if stop:
         grads = jax.lax.stop_gradient(grads)
       updates, state = opt.update(
           grads, state, sub, value=loss, grad=grads, value_fn=sub_loss,
-          inputs=x, targets=y, full_params=merge)
+          inputs=x, targets=y, full_params=lambda s: view(merge(s), i))
       sub = optax.apply_updates(sub, updates)
-      return (sub, state), loss
+      out = loss if observe is None else (loss, observe(view(merge(sub), i)))
+      return (i + 1, sub, state), out
     return step
 
-  # The first ``steps - truncate`` steps are first order (truncated BPTT).
-  head = 0 if truncate is None or first_order else max(0, steps - truncate)
-  carry, parts = (sub0, state0), []
+  # The first ``steps - second_order_steps`` steps are first order.
+  head = 0 if second_order_steps is None or first_order else max(0, steps - second_order_steps)
+  carry, parts = (jnp.zeros((), jnp.int32), sub0, state0), []
   segments = [(n, stop) for n, stop in ((head, True), (steps - head, first_order)) if n]
   for length, stop in segments or [(0, first_order)]:
     # A single step is unrolled (no while loop: faster on CPU, same compile time).
     carry, part = checkpointed_scan(make_step(stop), carry, length, remat=remat,
                                     unroll=length <= 1)
     parts.append(part)
-  sub = carry[0]
-  losses = parts[0] if len(parts) == 1 else jnp.concatenate(parts)
-  final = sub_loss(sub)
-  losses = jnp.concatenate([losses, final[None]])
-  return AdaptResult(merge(sub), losses)
+  outs = parts[0] if len(parts) == 1 else jax.tree.map(lambda *p: jnp.concatenate(p), *parts)
+  losses, observed = outs if observe is not None else (outs, None)
+  sub, last = carry[1], max(steps - 1, 0)
+  losses = jnp.concatenate([losses, loss_at(last)(sub)[None].astype(losses.dtype)])
+  result = AdaptResult(view(merge(sub), last), losses)
+  return result if observe is None else (result, observed)
 
 
-def check_truncate(truncate: Any) -> Optional[int]:
-  """Returns ``truncate`` if it is ``None`` or a positive int, else raises."""
-  if truncate is not None and (isinstance(truncate, bool) or not isinstance(truncate, int)
-                               or truncate < 1):
-    raise ValueError(f"truncate must be None or a positive int; got {truncate!r}.")
-  return truncate
+def check_segment(value: Any, name: str) -> Optional[int]:
+  """Returns ``value`` if it is ``None`` or a positive int, else raises ``ValueError``.
+
+  Checks ``second_order_steps`` and ``truncation`` (see ``inner_loop``).
+  """
+  if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+    raise ValueError(f"{name} must be None or a positive int; got {value!r}.")
+  return value
 
 
 def tree_where(pred: jax.Array, a: PyTree, b: PyTree) -> PyTree:

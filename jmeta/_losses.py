@@ -11,6 +11,12 @@ import optax
 ApplyFn = Callable[[object, jax.Array], jax.Array]
 
 
+def _with_model(loss_fn: Callable, apply_fn: ApplyFn) -> Callable:
+  """Records the model on the loss as ``loss_fn.apply_fn`` (learners' ``predict`` applies it)."""
+  loss_fn.apply_fn = apply_fn
+  return loss_fn
+
+
 def mse_loss(apply_fn: ApplyFn) -> Callable:
   """Mean squared error of ``apply_fn(params, x)`` against ``y``.
 
@@ -18,7 +24,8 @@ def mse_loss(apply_fn: ApplyFn) -> Callable:
     apply_fn: the model, ``apply_fn(params, x) -> predictions`` of ``y``'s shape.
 
   Returns:
-    ``loss_fn(params, x, y) -> scalar``.
+    ``loss_fn(params, x, y) -> scalar``, with the model as ``loss_fn.apply_fn``
+    (what a learner's ``predict`` applies).
   """
 
   def loss_fn(params, x, y):
@@ -27,7 +34,7 @@ def mse_loss(apply_fn: ApplyFn) -> Callable:
       raise ValueError(f"predictions have shape {pred.shape} but targets {y.shape}.")
     return jnp.mean((pred - y) ** 2)
 
-  return loss_fn
+  return _with_model(loss_fn, apply_fn)
 
 
 def check_labels(y: jax.Array, classes: int) -> tuple[jax.Array, jax.Array]:
@@ -70,7 +77,7 @@ def cross_entropy_loss(apply_fn: ApplyFn) -> Callable:
     acc = jnp.mean((jnp.argmax(logits, -1) == y).astype(logits.dtype))
     return jnp.where(bad, jnp.nan, loss), {"accuracy": acc, "bad_labels": bad.astype(logits.dtype)}
 
-  return loss_fn
+  return _with_model(loss_fn, apply_fn)
 
 
 def binary_cross_entropy_loss(apply_fn: ApplyFn) -> Callable:
@@ -94,4 +101,4 @@ def binary_cross_entropy_loss(apply_fn: ApplyFn) -> Callable:
     acc = jnp.mean(((logits > 0).astype(logits.dtype) == labels).astype(logits.dtype))
     return jnp.where(bad, jnp.nan, loss), {"accuracy": acc, "bad_labels": bad.astype(logits.dtype)}
 
-  return loss_fn
+  return _with_model(loss_fn, apply_fn)

@@ -18,6 +18,8 @@ from typing import Any, Callable, Union
 import jax
 import jax.numpy as jnp
 
+# The one type of the ``remat=`` option of ``jmeta.inner_loop`` and of every
+# learner with a differentiated unroll; ``check_remat`` validates it.
 Remat = Union[bool, str]
 REMAT_POLICIES = (False, True, "none", "step", "sqrt", "log")
 
@@ -89,7 +91,7 @@ def checkpointed_scan(
   scan; they differ in what reverse-mode differentiation keeps in memory.
 
   Args:
-    step: ``step(carry) -> (carry, y)``; ``y`` a scalar array (e.g. a loss).
+    step: ``step(carry) -> (carry, y)``; ``y`` a pytree of arrays (e.g. a loss).
     carry: the initial carry (a pytree of arrays).
     length: number of steps, a Python int ``>= 0``.
     remat: ``False``/``"none"``, ``True``/``"step"``, ``"sqrt"`` or ``"log"``
@@ -97,7 +99,8 @@ def checkpointed_scan(
     unroll: unroll the scan (only for the non-nested policies).
 
   Returns:
-    ``(carry, ys)`` with ``ys`` of shape ``(length,)``.
+    ``(carry, ys)``: every leaf of ``ys`` stacked along a new leading axis of
+    size ``length``.
 
   References:
     Griewank, "Achieving logarithmic growth of temporal and spatial complexity
@@ -112,12 +115,12 @@ def checkpointed_scan(
 
   sizes = segment_sizes(length, policy)
   padded = math.prod(sizes)
-  y_shape = jax.eval_shape(step, carry)[1]
+  y_shapes = jax.eval_shape(step, carry)[1]
 
   def leaf(c, i):
     if padded == length:
       return step(c)
-    skip = lambda c: (c, jnp.zeros(y_shape.shape, y_shape.dtype))
+    skip = lambda c: (c, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), y_shapes))
     return jax.lax.cond(i < length, step, skip, c)
 
   def nest(level: int) -> Callable[[Any, jax.Array], tuple[Any, jax.Array]]:
@@ -128,9 +131,9 @@ def checkpointed_scan(
     def run(c, start):
       starts = start + stride * jnp.arange(sizes[level], dtype=jnp.int32)
       c, ys = jax.lax.scan(inner, c, starts)
-      return c, ys.reshape((-1,) + ys.shape[2:])
+      return c, jax.tree.map(lambda y: y.reshape((-1,) + y.shape[2:]), ys)
 
     return run
 
   carry, ys = nest(0)(carry, jnp.zeros((), jnp.int32))
-  return carry, ys[:length]
+  return carry, jax.tree.map(lambda y: y[:length], ys)

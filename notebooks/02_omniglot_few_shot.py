@@ -206,7 +206,8 @@ plt.show()
 # %% [markdown]
 # ## The mistakes
 #
-# `learner.predict` adapts to a support set and returns logits for the queries; under `vmap` it runs
+# `learner.predict` adapts to a support set and returns logits for the queries (the same call for every
+# learner: MAML's model is the one its loss was built from); under `vmap` it runs
 # over a batch of episodes at once. For each wrong query below: the query, the support drawing of the
 # class the learner chose, and the support drawing of the right class.
 
@@ -214,8 +215,7 @@ plt.show()
 episodes = sample_test(jax.random.key(5), 20)
 predict = {
     "ProtoNets": lambda mp, t: learners["ProtoNets"][0].predict(mp, t.support_x, t.support_y, t.query_x),
-    "MAML": lambda mp, t: learners["MAML"][0].predict(mp, t.support_x, t.support_y, t.query_x,
-                                                       apply_fn=net.apply),
+    "MAML": lambda mp, t: learners["MAML"][0].predict(mp, t.support_x, t.support_y, t.query_x),
 }
 for name, fn in predict.items():
     logits = jax.jit(jax.vmap(fn, in_axes=(None, 0)))(trained[name], episodes)

@@ -1,5 +1,7 @@
 """The meta-step: every learner through one conformance battery, the NaN guard, bad input."""
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,7 +13,7 @@ from jmeta._newton import gauss_newton
 from jmeta.algorithms._imaml import imaml
 from jmeta.algorithms import _hyperparams, _learned_loss, _learned_optimizer
 from jmeta.algorithms._maml_plus_plus import maml_plus_plus
-from testing_utils import first_task, sinusoid_batch, tiny_mlp
+from testing_utils import blobs_batch, first_task, sinusoid_batch, tiny_mlp
 
 LEARNERS = {
     "maml": lambda loss: jmeta.maml(loss, optax.sgd(0.05), steps=2),
@@ -21,8 +23,8 @@ LEARNERS = {
                                     adapt=lambda p: jmeta.path_mask(p, "head")),
     "reptile": lambda loss: jmeta.reptile(loss, optax.sgd(0.05), steps=3),
     "maml_adam": lambda loss: jmeta.maml(loss, optax.adam(0.01), steps=2),
-    "maml_log_remat_truncated": lambda loss: jmeta.maml(loss, optax.sgd(0.05), steps=3, remat="log",
-                                                        truncate=2),
+    "maml_log_remat_second_order_window": lambda loss: jmeta.maml(
+        loss, optax.sgd(0.05), steps=3, remat="log", second_order_steps=2),
     "maml_plus_plus": lambda loss: maml_plus_plus(loss, steps=2, init_lr=0.05, first_order_steps=1,
                                                   multi_step_steps=4),
     "imaml": lambda loss: imaml(loss, optax.sgd(0.02), steps=3, lam=10.0, cg_steps=10, cg_tol=1e-2),
@@ -35,24 +37,40 @@ LEARNERS = {
     "learned_hyperparams": lambda loss: _hyperparams.learned_hyperparams(
         loss, init={"learning_rate": 0.05}, per_step=("learning_rate",), steps=2),
 }
+# The metric learners get an embedding, not a loss; they see classification tasks.
+METRIC_LEARNERS = {
+    "protonet": lambda embed: jmeta.protonet(embed, ways=3),
+    "matching_networks": lambda embed: jmeta.matching_networks(embed, ways=3),
+    "r2d2": lambda embed: jmeta.r2d2(embed, ways=3),
+}
 
 
 class TraceCounter:
   def __init__(self, fn):
     self.fn, self.count = fn, 0
+    self.apply_fn = getattr(fn, "apply_fn", None)  # the model a loss records, for predict
 
   def __call__(self, *args):
     self.count += 1
     return self.fn(*args)
 
 
-@pytest.mark.parametrize("name", sorted(LEARNERS))
-def test_conformance(name):
+def _setup(name):
+  """The learner, its traced function, initial model parameters and two task batches."""
+  if name in METRIC_LEARNERS:
+    model = jmeta.MLP(hidden=(8,), out=4)
+    params = model.init(jax.random.key(0), jnp.zeros((1, 2), jnp.float64))
+    traced = TraceCounter(model.apply)
+    return METRIC_LEARNERS[name](traced), traced, params, blobs_batch(n=4), blobs_batch(n=4, seed=1)
   params, apply = tiny_mlp()
-  loss = TraceCounter(jmeta.mse_loss(apply))
-  learner = LEARNERS[name](loss)
+  traced = TraceCounter(jmeta.mse_loss(apply))
+  return LEARNERS[name](traced), traced, params, sinusoid_batch(n=4), sinusoid_batch(n=4, seed=1)
+
+
+@pytest.mark.parametrize("name", sorted(LEARNERS) + sorted(METRIC_LEARNERS))
+def test_conformance(name):
+  learner, traced, params, tasks, tasks2 = _setup(name)
   step = jmeta.make_meta_step(learner, optax.adam(1e-2))
-  tasks = sinusoid_batch(n=4)
   s0 = step.init(jax.random.key(0), params)
 
   # jit equals no jit, on the learner's per-task gradient (op by op is slow;
@@ -65,9 +83,9 @@ def test_conformance(name):
                jax.disable_jit()(learner.task_grad)(s0.meta_params, task0))
 
   # a second call does not retrace / recompile
-  traced = loss.count
-  s2, m2 = step.update(s_jit, sinusoid_batch(n=4, seed=1))
-  assert loss.count == traced
+  count = traced.count
+  s2, m2 = step.update(s_jit, tasks2)
+  assert traced.count == count
 
   # stable state structure, shapes and dtypes
   assert jax.tree.structure(s2) == jax.tree.structure(s0)
@@ -92,6 +110,36 @@ def test_conformance(name):
   # same seed, same numbers
   s_again, m_again = step.update(step.init(jax.random.key(0), params), tasks)
   jax.tree.map(np.testing.assert_array_equal, (s_again, m_again), (s_jit, m_jit))
+
+  # task_loss(..., steps=) and predict(meta_params, support_x, support_y, query_x, *, steps=)
+  # with no other argument, one prediction per query (the metric learners: logits over 3 ways)
+  assert list(inspect.signature(learner.predict).parameters) == [
+      "meta_params", "support_x", "support_y", "query_x", "steps"]
+  loss1, _ = jax.jit(learner.task_loss, static_argnames="steps")(s0.meta_params, task0, 0, steps=1)
+  pred = jax.jit(learner.predict, static_argnames="steps")(
+      s0.meta_params, task0.support_x, task0.support_y, task0.query_x, steps=1)
+  assert np.isfinite(float(loss1)) and np.all(np.isfinite(pred))
+  n_query = task0.query_x.shape[0]
+  assert pred.shape == ((n_query, 3) if name in METRIC_LEARNERS else task0.query_y.shape)
+  if name not in METRIC_LEARNERS:  # the model at the parameters adapt returns
+    adapted = jax.jit(learner.adapt, static_argnames="steps")(
+        s0.meta_params, task0.support_x, task0.support_y, steps=1).params
+    np.testing.assert_allclose(pred, jax.jit(traced.apply_fn)(adapted, task0.query_x),
+                               rtol=1e-10, atol=1e-12)
+
+
+def test_predict_takes_the_model_at_construction():
+  params, apply = tiny_mlp()
+  task = first_task(sinusoid_batch())
+  bare = lambda p, x, y: jnp.mean((apply(p, x) - y) ** 2)  # a loss that does not record its model
+  with pytest.raises(ValueError, match=r"maml\(...\) has no model to predict with: pass apply_fn="):
+    jmeta.maml(bare).predict(params, task.support_x, task.support_y, task.query_x)
+  with pytest.raises(TypeError, match="apply_fn must be callable"):
+    jmeta.maml(bare, apply_fn=3)
+  learner = jmeta.maml(bare, optax.sgd(0.05), steps=2, apply_fn=apply)
+  adapted = learner.adapt(params, task.support_x, task.support_y).params
+  np.testing.assert_allclose(learner.predict(params, task.support_x, task.support_y, task.query_x),
+                             apply(adapted, task.query_x), rtol=1e-12)
 
 
 def test_meta_step_jit_equals_no_jit():

@@ -33,3 +33,25 @@ def linear_batch(n=4, shots=6, dim=3, seed=0):
 
 def first_task(tasks):
   return jax.tree.map(lambda v: v[0], tasks)
+
+
+def fingerprint(tree):
+  """Two numbers that pin a pytree of arrays down: a fixed projection and the L2 norm."""
+  flat = jnp.concatenate([jnp.ravel(leaf) for leaf in jax.tree.leaves(tree)])
+  weights = jnp.cos(0.7 * jnp.arange(flat.shape[0]) + 0.3)
+  return jnp.stack([flat @ weights, jnp.sqrt(flat @ flat)])
+
+
+def blobs_batch(n=4, ways=3, shots=2, queries=2, dim=2, seed=0, dtype=jnp.float64):
+  """``n`` classification tasks: ``ways`` Gaussian blobs in ``dim`` dimensions, int labels."""
+  def task(key):
+    k_means, k_s, k_q = jax.random.split(key, 3)
+    means = 2.0 * jax.random.normal(k_means, (ways, dim), dtype)
+
+    def draw(k, per_class):
+      y = jnp.repeat(jnp.arange(ways), per_class)
+      return means[y] + 0.5 * jax.random.normal(k, (ways * per_class, dim), dtype), y
+
+    (sx, sy), (qx, qy) = draw(k_s, shots), draw(k_q, queries)
+    return jmeta.Task(sx, sy, qx, qy)
+  return jax.vmap(task)(jax.random.split(jax.random.key(seed), n))

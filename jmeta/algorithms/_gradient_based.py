@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import optax
 
 from jmeta._base import AdaptResult, MetaLearner, MetaParams, Params, Task
-from jmeta._inner import LossFn, Mask, call_loss, check_truncate, inner_loop, resolve_mask
+from jmeta._losses import ApplyFn
+from jmeta._inner import LossFn, Mask, call_loss, check_segment, inner_loop, resolve_mask
 from jmeta._remat import Remat, check_remat
 
 
@@ -27,6 +28,37 @@ def check_optimizer(opt: Any, name: str = "inner_opt") -> optax.GradientTransfor
         f"{name} must be an optax GradientTransformation (with init and update);"
         f" got {type(opt).__name__}.")
   return opt
+
+
+def check_apply_fn(apply_fn: Any, loss_fn: Any) -> Optional[ApplyFn]:
+  """The model ``predict`` runs: ``apply_fn``, else the one ``loss_fn`` was made from.
+
+  ``jmeta.mse_loss``, ``cross_entropy_loss`` and ``binary_cross_entropy_loss``
+  record their model as ``loss_fn.apply_fn``; ``None`` when neither has one.
+  """
+  if apply_fn is None:
+    apply_fn = getattr(loss_fn, "apply_fn", None)
+  if apply_fn is not None and not callable(apply_fn):
+    raise TypeError(f"apply_fn must be callable (the model's apply); got {type(apply_fn).__name__}.")
+  return apply_fn
+
+
+def adapted_predict(adapt: Callable[..., AdaptResult], apply_fn: Optional[ApplyFn],
+                    name: str) -> Callable[..., jax.Array]:
+  """``predict(meta_params, support_x, support_y, query_x, *, steps=None)`` of a learner.
+
+  Adapts to the support set and applies the model to the query inputs; raises
+  a clear error if the learner was built without a model.
+  """
+
+  def predict(meta_params, support_x, support_y, query_x, *, steps: Optional[int] = None):
+    if apply_fn is None:
+      raise ValueError(
+          f"{name}(...) has no model to predict with: pass apply_fn= (e.g. apply_fn=net.apply)"
+          " to it, or build its loss with jmeta.mse_loss / jmeta.cross_entropy_loss.")
+    return apply_fn(adapt(meta_params, support_x, support_y, steps=steps).params, query_x)
+
+  return predict
 
 
 def query_metrics(loss_fn: LossFn, before: Params, after: Params, task: Task,
@@ -77,8 +109,10 @@ def gradient_based(
     remat: Remat = False,
     mask: Optional[Mask] = None,
     direction: str = "gradient",
-    truncate: Optional[int] = None,
+    second_order_steps: Optional[int] = None,
     metrics_before: bool = True,
+    apply_fn: Optional[ApplyFn] = None,
+    name: str = "gradient_based",
 ) -> MetaLearner:
   """Builds a learner that adapts by an inner loop of gradient steps.
 
@@ -95,11 +129,16 @@ def gradient_based(
     mask: which parameter leaves the inner loop adapts (``None``: all).
     direction: ``"gradient"`` (meta-gradient of the query loss) or
       ``"reptile"`` (``initial - adapted``, Nichol et al. 2018).
-    truncate: only the last ``truncate`` inner steps carry second-order terms
-      (truncated back-propagation; ``None``: all of them).
+    second_order_steps: only the last ``second_order_steps`` inner steps carry
+      second-order terms, the earlier ones are first order (``None``: all of
+      them; see ``jmeta.inner_loop``).
     metrics_before: also report the query loss and aux metrics before
       adaptation (``query_loss_before``, ...), at the cost of one more forward
       pass over every task's query set; ``False`` drops them.
+    apply_fn: the model ``apply_fn(params, x)`` that ``predict`` applies to the
+      adapted parameters (default: the model of ``loss_fn`` if it was made by
+      ``jmeta.mse_loss`` and the like, see ``check_apply_fn``).
+    name: the learner's name in error messages.
 
   Returns:
     A ``MetaLearner``.
@@ -108,7 +147,8 @@ def gradient_based(
     raise TypeError(f"loss_fn must be callable; got {type(loss_fn).__name__}.")
   default_steps = check_steps(steps)
   check_remat(remat)
-  check_truncate(truncate)
+  check_segment(second_order_steps, "second_order_steps")
+  apply_fn = check_apply_fn(apply_fn, loss_fn)
   if direction not in ("gradient", "reptile"):
     raise ValueError(f"direction must be 'gradient' or 'reptile'; got {direction!r}.")
 
@@ -118,7 +158,7 @@ def gradient_based(
     return inner_loop(
         loss_fn, params, x, y, inner_opt_of(meta_params), n,
         first_order=first_order, remat=remat, mask=resolve_mask(mask, params),
-        truncate=truncate)
+        second_order_steps=second_order_steps)
 
   def task_loss(meta_params, task: Task, step=0, *, steps: Optional[int] = None):
     del step
@@ -139,9 +179,5 @@ def gradient_based(
       diff = jax.tree.map(lambda a, b: a - b, params, jax.lax.stop_gradient(adapted.params))
       return diff, metrics
 
-  def predict(meta_params, support_x, support_y, query_x, *, apply_fn, steps=None):
-    adapted = adapt(meta_params, support_x, support_y, steps=steps)
-    return apply_fn(adapted.params, query_x)
-
-  return MetaLearner(init=init, adapt=adapt, task_loss=task_loss,
-                     task_grad=task_grad, predict=predict)
+  return MetaLearner(init=init, adapt=adapt, task_loss=task_loss, task_grad=task_grad,
+                     predict=adapted_predict(adapt, apply_fn, name))

@@ -11,6 +11,8 @@ import optax
 
 from jmeta._base import MetaLearner, MetaParams
 from jmeta._inner import LossFn
+from jmeta._losses import ApplyFn
+from jmeta._remat import Remat
 from jmeta.algorithms._gradient_based import check_steps, gradient_based
 
 
@@ -40,7 +42,8 @@ def learned_hyperparams(
     steps: int = 10,
     learn_init: bool = False,
     first_order: bool = False,
-    remat: bool = False,
+    remat: Remat = False,
+    apply_fn: Optional[ApplyFn] = None,
 ) -> MetaLearner:
   """Learns an inner optimizer's hyperparameters by hypergradient descent.
 
@@ -71,7 +74,11 @@ def learned_hyperparams(
     learn_init: also learn the model's initialisation (as MAML).
     first_order: drop second-order terms (the learning rates still get
       gradients through the updates).
-    remat: ``jax.checkpoint`` each inner step.
+    remat: memory policy of the inner unroll (``False``, ``True``, ``"sqrt"``,
+      ``"log"``; see ``jmeta.checkpointed_scan``). Same numbers for all.
+    apply_fn: the model ``apply_fn(params, x)`` that ``predict`` applies to
+      the adapted parameters (default: the model of a loss made by
+      ``jmeta.mse_loss`` / ``cross_entropy_loss``).
 
   Returns:
     A ``MetaLearner``; ``hyperparams_of(meta_params)`` reads the values.
@@ -131,7 +138,8 @@ def learned_hyperparams(
     return optax.inject_hyperparams(factory)(**values)
 
   return gradient_based(loss_fn, init=meta_init, params_of=params_of, inner_opt_of=inner_opt_of,
-                        steps=default_steps, first_order=first_order, remat=remat)
+                        steps=default_steps, first_order=first_order, remat=remat,
+                        apply_fn=apply_fn, name="learned_hyperparams")
 
 
 class HypergradientSGDState(NamedTuple):

@@ -11,7 +11,9 @@ import optax
 from jmeta._base import AdaptResult, MetaLearner, Params, Task
 from jmeta._implicit import check_failure_policy, custom_root, make_solve, nan_unless, root_vjp
 from jmeta._inner import LossFn, call_loss, inner_loop
-from jmeta.algorithms._gradient_based import check_optimizer, check_steps, query_metrics
+from jmeta._losses import ApplyFn
+from jmeta.algorithms._gradient_based import (adapted_predict, check_apply_fn, check_optimizer,
+                                              check_steps, query_metrics)
 
 
 def _sq_dist(a: Params, b: Params) -> jax.Array:
@@ -28,6 +30,7 @@ def imaml(
     cg_steps: int = 5,
     cg_tol: float = 1e-2,
     on_cg_failure: str = "nan",
+    apply_fn: Optional[ApplyFn] = None,
 ) -> MetaLearner:
   """Implicit MAML: meta-gradients by implicit differentiation of a proximal inner problem.
 
@@ -71,6 +74,9 @@ def imaml(
     cg_steps: maximum conjugate-gradient iterations of the meta-gradient.
     cg_tol: tolerance on the CG relative residual.
     on_cg_failure: ``"nan"`` or ``"ignore"`` (see above).
+    apply_fn: the model ``apply_fn(params, x)`` that ``predict`` applies to
+      the adapted parameters (default: the model of a loss made by
+      ``jmeta.mse_loss`` / ``cross_entropy_loss``).
 
   Returns:
     A ``MetaLearner``; its meta-parameters are the model parameters.
@@ -92,6 +98,7 @@ def imaml(
   solve = make_solve("cg", cg_steps, cg_tol)
   check_failure_policy(on_cg_failure, "on_cg_failure")
   lam = float(lam)
+  apply_fn = check_apply_fn(apply_fn, loss_fn)
 
   def inner_objective(theta):
     def prox_loss(phi, x, y):
@@ -143,12 +150,9 @@ def imaml(
                    cg_iterations=info.iterations.astype(dtype))
     return direction, metrics
 
-  def predict(meta_params, support_x, support_y, query_x, *, apply_fn, steps=None):
-    adapted = adapt(meta_params, support_x, support_y, steps=steps)
-    return apply_fn(adapted.params, query_x)
-
   # Jitted once per learner: called outside jit (e.g. in a Python loop over
   # tasks) the CG while_loop would otherwise be retraced and recompiled on
   # every call. Inside an outer jit this is inlined.
   return MetaLearner(init=lambda key, params: params, adapt=adapt, task_loss=task_loss,
-                     task_grad=jax.jit(task_grad), predict=predict)
+                     task_grad=jax.jit(task_grad),
+                     predict=adapted_predict(adapt, apply_fn, "imaml"))

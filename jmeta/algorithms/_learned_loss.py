@@ -11,7 +11,9 @@ import optax
 
 from jmeta._base import AdaptResult, MetaLearner, PyTree, Task
 from jmeta._inner import LossFn, call_loss, inner_loop
-from jmeta.algorithms._gradient_based import check_optimizer, check_steps, query_metrics
+from jmeta._remat import Remat, check_remat
+from jmeta.algorithms._gradient_based import (adapted_predict, check_optimizer, check_steps,
+                                              query_metrics)
 
 LossParams = PyTree
 ApplyFn = Callable[[PyTree, jax.Array], jax.Array]
@@ -118,7 +120,7 @@ def learned_loss(
     network: Optional[LearnedLoss] = None,
     learn_init: bool = True,
     first_order: bool = False,
-    remat: bool = False,
+    remat: Remat = False,
 ) -> MetaLearner:
   """Meta-learns the inner-loop loss (ML^3).
 
@@ -139,7 +141,8 @@ def learned_loss(
       they are fixed and get a zero meta-gradient.
     first_order: stop gradients through inner gradients (the loss network then
       gets no gradient: kept for completeness, not useful here).
-    remat: ``jax.checkpoint`` each inner step.
+    remat: memory policy of the inner unroll (``False``, ``True``, ``"sqrt"``,
+      ``"log"``; see ``jmeta.checkpointed_scan``). Same numbers for all.
 
   Returns:
     A ``MetaLearner``. Metrics: the usual ones computed with the true loss
@@ -156,6 +159,7 @@ def learned_loss(
     raise TypeError(f"network must be a LearnedLoss (e.g. loss_network()); got {type(net).__name__}.")
   opt = check_optimizer(optax.sgd(0.01) if inner_opt is None else inner_opt)
   default_steps = check_steps(steps)
+  check_remat(remat)
 
   def init(key, params):
     return {"params": params, "loss": net.init(key)}
@@ -185,7 +189,5 @@ def learned_loss(
   def task_grad(meta_params, task: Task, step=0):
     return jax.grad(task_loss, has_aux=True)(meta_params, task, step)
 
-  def predict(meta_params, support_x, support_y, query_x, *, steps=None):
-    return apply_fn(adapt(meta_params, support_x, support_y, steps=steps).params, query_x)
-
-  return MetaLearner(init=init, adapt=adapt, task_loss=task_loss, task_grad=task_grad, predict=predict)
+  return MetaLearner(init=init, adapt=adapt, task_loss=task_loss, task_grad=task_grad,
+                     predict=adapted_predict(adapt, apply_fn, "learned_loss"))

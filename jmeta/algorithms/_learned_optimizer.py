@@ -9,9 +9,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jmeta._base import AdaptResult, MetaLearner, Params, PyTree, Task
-from jmeta._inner import LossFn, call_loss
-from jmeta.algorithms._gradient_based import check_steps, query_metrics
+from jmeta._base import AdaptResult, MetaLearner, PyTree, Task
+from jmeta._inner import LossFn, check_segment, inner_loop
+from jmeta._losses import ApplyFn
+from jmeta._remat import Remat, check_remat
+from jmeta.algorithms._gradient_based import (adapted_predict, check_apply_fn, check_steps,
+                                              query_metrics)
 
 OptParams = PyTree
 
@@ -189,64 +192,6 @@ def learned_optimizer_transform(opt_params: OptParams, **config: Any) -> optax.G
   return mlp_optimizer(**config).transform(opt_params)
 
 
-def unroll(
-    loss_fn: LossFn,
-    params: Params,
-    x: jax.Array,
-    y: jax.Array,
-    opt: optax.GradientTransformation,
-    steps: int,
-    *,
-    truncation: Optional[int] = None,
-    first_order: bool = False,
-    remat: bool = False,
-) -> AdaptResult:
-  """``steps`` steps of ``opt`` on ``loss_fn``, truncated for backpropagation.
-
-  Like ``jmeta.inner_loop``, but the optimizer state persists across segments of
-  ``truncation`` steps, and gradients do not flow from one segment into the
-  previous (``stop_gradient`` on the carried parameters and state): the
-  gradient of a sum of losses is then the sum of each segment's truncated
-  gradient (truncated backpropagation through time). ``truncation=None``
-  backpropagates through the whole unroll.
-
-  Returns:
-    ``AdaptResult(params, losses)``; ``losses`` has shape ``(steps + 1,)``.
-  """
-  steps = check_steps(steps)
-  seg = steps if truncation is None else truncation
-  if steps and (seg < 1 or steps % seg):
-    raise ValueError(f"truncation={truncation!r} must be a positive int dividing steps={steps}.")
-
-  def value(p):
-    return call_loss(loss_fn, p, x, y)[0]
-
-  def step(carry, _):
-    p, s = carry
-    loss, g = jax.value_and_grad(value)(p)
-    if first_order:
-      g = jax.lax.stop_gradient(g)
-    u, s = opt.update(g, s, p)
-    return (optax.apply_updates(p, u), s), loss
-
-  if remat:
-    step = jax.checkpoint(step)
-
-  def segment(carry, i):
-    cut = jax.lax.stop_gradient(carry)
-    carry = jax.tree.map(lambda a, b: jnp.where(i > 0, a, b), cut, carry)
-    return jax.lax.scan(step, carry, None, length=seg)
-
-  carry = (params, opt.init(params))
-  if steps:
-    carry, losses = jax.lax.scan(segment, carry, jnp.arange(steps // seg))
-    losses = losses.reshape(steps)
-  else:
-    losses = jnp.zeros((0,), jnp.result_type(*jax.tree.leaves(params)))
-  final = value(carry[0])
-  return AdaptResult(carry[0], jnp.concatenate([losses, final[None].astype(losses.dtype)]))
-
-
 def learned_optimizer(
     loss_fn: LossFn,
     optimizer: Optional[LearnedOptimizer] = None,
@@ -255,8 +200,9 @@ def learned_optimizer(
     truncation: Optional[int] = None,
     objective: str = "unroll",
     first_order: bool = False,
-    remat: bool = False,
+    remat: Remat = False,
     learn_init: bool = False,
+    apply_fn: Optional[ApplyFn] = None,
 ) -> MetaLearner:
   """Meta-trains a learned optimizer by differentiating through its unrolls.
 
@@ -274,14 +220,19 @@ def learned_optimizer(
     optimizer: a ``LearnedOptimizer`` (default ``mlp_optimizer()``).
     steps: length of the unroll.
     truncation: backpropagate through segments of this many steps only
-      (truncated BPTT, see ``unroll``); must divide ``steps``. An ``adapt``
-      with another number of steps that it does not divide backpropagates
-      through the whole unroll (values are the same either way).
+      (truncated BPTT, see ``jmeta.inner_loop``): the optimizer state persists
+      across segments, gradients do not flow from one into the previous. The
+      last segment is shorter when it does not divide the number of steps.
+      Values are the same as without it.
     objective: ``"unroll"`` or ``"query"``.
     first_order: treat the optimizee's gradients as constants (as Andrychowicz
       et al. did: no second derivatives).
-    remat: ``jax.checkpoint`` each optimizee step.
+    remat: memory policy of the unroll (``False``, ``True``, ``"sqrt"``,
+      ``"log"``; see ``jmeta.checkpointed_scan``). Same numbers for all.
     learn_init: also meta-learn the initial parameters.
+    apply_fn: the model ``apply_fn(params, x)`` that ``predict`` applies to
+      the trained parameters (default: the model of a loss made by
+      ``jmeta.mse_loss`` / ``cross_entropy_loss``).
 
   Returns:
     A ``MetaLearner``; ``init(key, params)`` draws the optimizer's parameters
@@ -301,9 +252,9 @@ def learned_optimizer(
     raise ValueError(f"objective must be 'unroll' or 'query'; got {objective!r}.")
   if objective == "unroll" and default_steps == 0:
     raise ValueError("objective='unroll' needs steps >= 1.")
-  if truncation is not None and (isinstance(truncation, bool) or not isinstance(truncation, int)
-                                 or truncation < 1 or default_steps % truncation):
-    raise ValueError(f"truncation must be a positive int dividing steps={default_steps}; got {truncation!r}.")
+  check_segment(truncation, "truncation")
+  check_remat(remat)
+  apply_fn = check_apply_fn(apply_fn, loss_fn)
 
   def init(key, params):
     return {"params": params, "opt": lopt.init(key)}
@@ -314,9 +265,8 @@ def learned_optimizer(
 
   def adapt(meta_params, x, y, *, steps: Optional[int] = None) -> AdaptResult:
     n = default_steps if steps is None else check_steps(steps)
-    trunc = truncation if (truncation is not None and n % truncation == 0) else None
-    return unroll(loss_fn, params_of(meta_params), x, y, lopt.transform(meta_params["opt"]), n,
-                  truncation=trunc, first_order=first_order, remat=remat)
+    return inner_loop(loss_fn, params_of(meta_params), x, y, lopt.transform(meta_params["opt"]), n,
+                      first_order=first_order, remat=remat, truncation=truncation)
 
   def task_loss(meta_params, task: Task, step=0, *, steps: Optional[int] = None):
     del step
@@ -329,7 +279,5 @@ def learned_optimizer(
   def task_grad(meta_params, task: Task, step=0):
     return jax.grad(task_loss, has_aux=True)(meta_params, task, step)
 
-  def predict(meta_params, support_x, support_y, query_x, *, apply_fn, steps=None):
-    return apply_fn(adapt(meta_params, support_x, support_y, steps=steps).params, query_x)
-
-  return MetaLearner(init=init, adapt=adapt, task_loss=task_loss, task_grad=task_grad, predict=predict)
+  return MetaLearner(init=init, adapt=adapt, task_loss=task_loss, task_grad=task_grad,
+                     predict=adapted_predict(adapt, apply_fn, "learned_optimizer"))

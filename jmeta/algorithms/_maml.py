@@ -10,6 +10,7 @@ import optax
 
 from jmeta._base import MetaLearner
 from jmeta._inner import LossFn, Mask
+from jmeta._losses import ApplyFn
 from jmeta._remat import Remat
 from jmeta.algorithms._gradient_based import check_optimizer, gradient_based
 
@@ -30,8 +31,9 @@ def maml(
     steps: int = 1,
     first_order: bool = False,
     remat: Remat = False,
-    truncate: Optional[int] = None,
+    second_order_steps: Optional[int] = None,
     metrics_before: bool = True,
+    apply_fn: Optional[ApplyFn] = None,
 ) -> MetaLearner:
   """Model-Agnostic Meta-Learning.
 
@@ -54,11 +56,15 @@ def maml(
       each step), ``"sqrt"`` or ``"log"`` (nested checkpointing, memory
       growing like ``sqrt(steps)`` or ``log(steps)``; see
       ``jmeta.checkpointed_scan``). Same numbers, less memory, more compute.
-    truncate: truncated back-propagation: only the last ``truncate`` inner
-      steps carry second-order terms (``None``: all).
+    second_order_steps: only the last ``second_order_steps`` inner steps
+      carry second-order terms, the earlier ones are first order (``None``:
+      all).
     metrics_before: also report ``query_loss_before`` (and the loss's aux
       metrics before adaptation): one more forward pass over each task's query
       set, outside the gradient. ``False`` drops it (cheaper meta-steps).
+    apply_fn: the model ``apply_fn(params, x)`` that ``predict`` applies to
+      the adapted parameters (default: the model of a loss made by
+      ``jmeta.mse_loss`` / ``cross_entropy_loss``).
 
   Returns:
     A ``MetaLearner``; its meta-parameters are the model parameters.
@@ -74,13 +80,14 @@ def maml(
   opt = check_optimizer(optax.sgd(0.01) if inner_opt is None else inner_opt)
   return gradient_based(loss_fn, init=_keep, params_of=_identity,
                         inner_opt_of=lambda mp: opt, steps=steps,
-                        first_order=first_order, remat=remat, truncate=truncate,
-                        metrics_before=metrics_before)
+                        first_order=first_order, remat=remat,
+                        second_order_steps=second_order_steps, metrics_before=metrics_before,
+                        apply_fn=apply_fn, name="maml")
 
 
 def fomaml(loss_fn: LossFn, inner_opt: Optional[optax.GradientTransformation] = None,
-           *, steps: int = 1, remat: Remat = False,
-           metrics_before: bool = True) -> MetaLearner:
+           *, steps: int = 1, remat: Remat = False, metrics_before: bool = True,
+           apply_fn: Optional[ApplyFn] = None) -> MetaLearner:
   """First-order MAML: ``maml(..., first_order=True)``.
 
   The meta-gradient is the query-loss gradient at the adapted parameters.
@@ -89,7 +96,7 @@ def fomaml(loss_fn: LossFn, inner_opt: Optional[optax.GradientTransformation] = 
     Finn, Abbeel and Levine, ICML 2017, section 5.2.
   """
   return maml(loss_fn, inner_opt, steps=steps, first_order=True, remat=remat,
-              metrics_before=metrics_before)
+              metrics_before=metrics_before, apply_fn=apply_fn)
 
 
 def _per_parameter_sgd(lrs) -> optax.GradientTransformation:
@@ -113,8 +120,9 @@ def meta_sgd(
     init_lr: float = 0.01,
     first_order: bool = False,
     remat: Remat = False,
-    truncate: Optional[int] = None,
+    second_order_steps: Optional[int] = None,
     metrics_before: bool = True,
+    apply_fn: Optional[ApplyFn] = None,
 ) -> MetaLearner:
   """Meta-SGD: MAML with per-parameter inner learning rates learned too.
 
@@ -128,10 +136,14 @@ def meta_sgd(
     init_lr: initial value of every learning rate.
     first_order: drop second-order terms (the rates still get gradients).
     remat: inner-unroll memory policy (``False``, ``True``, ``"sqrt"``, ``"log"``).
-    truncate: only the last ``truncate`` inner steps are second order.
+    second_order_steps: only the last ``second_order_steps`` inner steps are
+      second order.
     metrics_before: also report ``query_loss_before`` (and the loss's aux
       metrics before adaptation): one more forward pass over each task's query
       set, outside the gradient. ``False`` drops it (cheaper meta-steps).
+    apply_fn: the model ``apply_fn(params, x)`` that ``predict`` applies to
+      the adapted parameters (default: the model of a loss made by
+      ``jmeta.mse_loss`` / ``cross_entropy_loss``).
 
   References:
     Li, Zhou, Chen and Li, "Meta-SGD: Learning to Learn Quickly for Few-Shot
@@ -147,8 +159,9 @@ def meta_sgd(
 
   return gradient_based(loss_fn, init=init, params_of=lambda mp: mp["params"],
                         inner_opt_of=lambda mp: _per_parameter_sgd(mp["lr"]),
-                        steps=steps, first_order=first_order, remat=remat, truncate=truncate,
-                        metrics_before=metrics_before)
+                        steps=steps, first_order=first_order, remat=remat,
+                        second_order_steps=second_order_steps, metrics_before=metrics_before,
+                        apply_fn=apply_fn, name="meta_sgd")
 
 
 def anil(
@@ -159,8 +172,9 @@ def anil(
     steps: int = 1,
     first_order: bool = False,
     remat: Remat = False,
-    truncate: Optional[int] = None,
+    second_order_steps: Optional[int] = None,
     metrics_before: bool = True,
+    apply_fn: Optional[ApplyFn] = None,
 ) -> MetaLearner:
   """ANIL (Almost No Inner Loop): MAML that adapts only a sub-tree.
 
@@ -174,10 +188,14 @@ def anil(
     steps: number of inner steps.
     first_order: drop second-order terms.
     remat: inner-unroll memory policy (``False``, ``True``, ``"sqrt"``, ``"log"``).
-    truncate: only the last ``truncate`` inner steps are second order.
+    second_order_steps: only the last ``second_order_steps`` inner steps are
+      second order.
     metrics_before: also report ``query_loss_before`` (and the loss's aux
       metrics before adaptation): one more forward pass over each task's query
       set, outside the gradient. ``False`` drops it (cheaper meta-steps).
+    apply_fn: the model ``apply_fn(params, x)`` that ``predict`` applies to
+      the adapted parameters (default: the model of a loss made by
+      ``jmeta.mse_loss`` / ``cross_entropy_loss``).
 
   References:
     Raghu, Raghu, Bengio and Vinyals, "Rapid Learning or Feature Reuse? Towards
@@ -189,4 +207,5 @@ def anil(
   return gradient_based(loss_fn, init=_keep, params_of=_identity,
                         inner_opt_of=lambda mp: opt, steps=steps,
                         first_order=first_order, remat=remat, mask=adapt,
-                        truncate=truncate, metrics_before=metrics_before)
+                        second_order_steps=second_order_steps, metrics_before=metrics_before,
+                        apply_fn=apply_fn, name="anil")

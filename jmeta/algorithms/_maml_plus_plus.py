@@ -7,9 +7,39 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
-from jmeta._base import AdaptResult, MetaLearner, Task
-from jmeta._inner import LossFn, Mask, call_loss, resolve_mask
-from jmeta.algorithms._gradient_based import check_steps
+import optax
+
+from jmeta._base import AdaptResult, MetaLearner, PyTree, Task
+from jmeta._inner import LossFn, Mask, call_loss, inner_loop, resolve_mask
+from jmeta._losses import ApplyFn
+from jmeta._remat import Remat, check_remat
+from jmeta.algorithms._gradient_based import adapted_predict, check_apply_fn, check_steps
+
+
+def per_step_sgd(lrs: PyTree, steps: int) -> optax.GradientTransformation:
+  """SGD with a learning rate per parameter leaf and per step (MAML++'s LSLR).
+
+  Args:
+    lrs: a pytree shaped like the parameters with one ``(steps,)`` array of
+      rates per leaf (``None`` where the parameters hold ``None``).
+    steps: the number of rates per leaf; later steps reuse the last one.
+
+  Returns:
+    An optax transformation whose update at step ``t`` (counted in its state)
+    is ``-lr[min(t, steps - 1)] * grad`` leaf by leaf.
+  """
+
+  def init_fn(params):
+    del params
+    return optax.ScaleByScheduleState(count=jnp.zeros((), jnp.int32))
+
+  def update_fn(updates, state, params=None):
+    del params
+    j = jnp.minimum(state.count, steps - 1)
+    new = jax.tree.map(lambda lr, g: -lr[j].astype(g.dtype) * g, lrs, updates)
+    return new, optax.ScaleByScheduleState(count=state.count + 1)
+
+  return optax.GradientTransformation(init_fn, update_fn)
 
 
 def multi_step_weights(step: jax.Array, steps: int, anneal_steps: int) -> jax.Array:
@@ -50,7 +80,8 @@ def maml_plus_plus(
     first_order_steps: int = 0,
     multi_step_steps: int = 0,
     first_order: bool = False,
-    remat: bool = False,
+    remat: Remat = False,
+    apply_fn: Optional[ApplyFn] = None,
 ) -> MetaLearner:
   """MAML++: MAML with learned per-step rates, multi-step loss and annealed order.
 
@@ -92,7 +123,11 @@ def maml_plus_plus(
     multi_step_steps: meta-iterations of the multi-step loss (0: final query
       loss only).
     first_order: first order throughout (overrides ``first_order_steps``).
-    remat: ``jax.checkpoint`` each inner step.
+    remat: memory policy of the inner unroll (``False``, ``True``, ``"sqrt"``,
+      ``"log"``; see ``jmeta.checkpointed_scan``). Same numbers for all.
+    apply_fn: the model ``apply_fn(params, x)`` that ``predict`` applies to
+      the adapted parameters (default: the model of a loss made by
+      ``jmeta.mse_loss`` / ``cross_entropy_loss``).
 
   Returns:
     A ``MetaLearner`` with meta-parameters ``{"params": params (per-step leaves
@@ -111,6 +146,8 @@ def maml_plus_plus(
     raise ValueError(f"init_lr must be positive; got {init_lr!r}.")
   for name, v in (("first_order_steps", first_order_steps), ("multi_step_steps", multi_step_steps)):
     check_steps(v, name)
+  check_remat(remat)
+  apply_fn = check_apply_fn(apply_fn, loss_fn)
 
   def _per_step_flags(params) -> list[bool]:
     if per_step is None:
@@ -129,51 +166,28 @@ def maml_plus_plus(
       raise ValueError("per_step selects every parameter: nothing is left to adapt.")
     return {"params": jax.tree.unflatten(treedef, stacked), "lr": jax.tree.unflatten(treedef, lrs)}
 
-  def _unroll(meta_params, sx, sy, qx, qy, n: int, first: bool):
-    """Adapts for ``n`` steps; returns adapted params, support and query losses per step."""
-    params = meta_params["params"]
-    leaves, treedef = jax.tree.flatten(params)
+  def _at_step(params, i):
+    """The model parameters of inner step ``i``: copy ``min(i, S - 1)`` of the per-step leaves."""
     flags = _per_step_flags(params)
-    lrs = treedef.flatten_up_to(meta_params["lr"])
-    adapted_idx = [k for k, f in enumerate(flags) if not f]
+    leaves, treedef = jax.tree.flatten(params)
+    j = jnp.minimum(i, num_steps - 1)
+    return jax.tree.unflatten(treedef, [l[j] if f else l for l, f in zip(leaves, flags)])
 
-    def full(sub, j):
-      out = [l[j] if f else l for l, f in zip(leaves, flags)]
-      for k, s in zip(adapted_idx, sub):
-        out[k] = s
-      return jax.tree.unflatten(treedef, out)
-
-    def support_loss(sub, j):
-      return call_loss(loss_fn, full(sub, j), sx, sy)[0]
-
-    def body(sub, i):
-      j = jnp.minimum(i, num_steps - 1)
-      loss, grads = jax.value_and_grad(support_loss)(sub, j)
-      if first:
-        grads = jax.lax.stop_gradient(grads)
-      sub = [p - lrs[k][j].astype(p.dtype) * g for k, p, g in zip(adapted_idx, sub, grads)]
-      q_loss, q_aux = call_loss(loss_fn, full(sub, j), qx, qy)
-      return sub, (loss, q_loss, q_aux)
-
-    if remat:
-      body = jax.checkpoint(body)
-    sub0 = [leaves[k] for k in adapted_idx]
-    sub, (s_losses, q_losses, q_aux) = jax.lax.scan(body, sub0, jnp.arange(n), unroll=n <= 1)
-    last = jnp.minimum(n, num_steps) - 1 if n else 0
-    final_support = jax.lax.stop_gradient(support_loss(sub, last))
-    return full(sub, last), jnp.concatenate([s_losses, final_support.reshape(1)]), q_losses, q_aux
+  def _unroll(meta_params, sx, sy, n: int, first: bool, observe=None):
+    """``jmeta.inner_loop`` with the per-step rates (LSLR) and norm copies (BNWB)."""
+    params = meta_params["params"]
+    adapted = [not f for f in _per_step_flags(params)]
+    return inner_loop(loss_fn, params, sx, sy, per_step_sgd(meta_params["lr"], num_steps), n,
+                      first_order=first, remat=remat, mask=adapted, step_params=_at_step,
+                      observe=observe)
 
   def adapt(meta_params, x, y, *, steps: Optional[int] = None) -> AdaptResult:
     n = num_steps if steps is None else check_steps(steps)
-    params, losses, _, _ = _unroll(meta_params, x, y, x, y, n, first_order)
-    return AdaptResult(params, losses)
+    return _unroll(meta_params, x, y, n, first_order)
 
   def _initial(meta_params):
     """The un-adapted model parameters (per-step leaves at step 0)."""
-    params = meta_params["params"]
-    flags = _per_step_flags(params)
-    leaves, treedef = jax.tree.flatten(params)
-    return jax.tree.unflatten(treedef, [l[0] if f else l for l, f in zip(leaves, flags)])
+    return _at_step(meta_params["params"], 0)
 
   def _loss(meta_params, task: Task, step, steps: Optional[int], first: bool):
     n = num_steps if steps is None else check_steps(steps)
@@ -184,8 +198,10 @@ def maml_plus_plus(
       support, _ = call_loss(loss_fn, p0, task.support_x, task.support_y)
       s_losses, q_last, q_aux_last = support.reshape(1), objective, aux
     else:
-      _, s_losses, q_losses, q_aux = _unroll(meta_params, task.support_x, task.support_y,
-                                             task.query_x, task.query_y, n, first)
+      adapted, (q_losses, q_aux) = _unroll(
+          meta_params, task.support_x, task.support_y, n, first,
+          observe=lambda p: call_loss(loss_fn, p, task.query_x, task.query_y))
+      s_losses = adapted.losses
       weights = (multi_step_weights(step, n, multi_step_steps) if n == num_steps
                  else jax.nn.one_hot(n - 1, n))
       objective = jnp.sum(weights.astype(q_losses.dtype) * q_losses)
@@ -208,8 +224,5 @@ def maml_plus_plus(
     return jax.lax.cond(jnp.asarray(step) < first_order_steps, grad(True), grad(False),
                         meta_params)
 
-  def predict(meta_params, support_x, support_y, query_x, *, apply_fn, steps=None):
-    return apply_fn(adapt(meta_params, support_x, support_y, steps=steps).params, query_x)
-
   return MetaLearner(init=init, adapt=adapt, task_loss=task_loss, task_grad=task_grad,
-                     predict=predict)
+                     predict=adapted_predict(adapt, apply_fn, "maml_plus_plus"))

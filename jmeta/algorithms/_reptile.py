@@ -8,6 +8,7 @@ import optax
 
 from jmeta._base import MetaLearner
 from jmeta._inner import LossFn
+from jmeta._losses import ApplyFn
 from jmeta._remat import Remat
 from jmeta.algorithms._gradient_based import check_optimizer, gradient_based
 
@@ -19,6 +20,7 @@ def reptile(
     steps: int = 5,
     remat: Remat = False,
     metrics_before: bool = True,
+    apply_fn: Optional[ApplyFn] = None,
 ) -> MetaLearner:
   """Reptile: move the initialisation towards the adapted parameters.
 
@@ -37,6 +39,9 @@ def reptile(
     metrics_before: also report ``query_loss_before`` (and the loss's aux
       metrics before adaptation): one more forward pass over each task's query
       set, outside the gradient. ``False`` drops it (cheaper meta-steps).
+    apply_fn: the model ``apply_fn(params, x)`` that ``predict`` applies to
+      the adapted parameters (default: the model of a loss made by
+      ``jmeta.mse_loss`` / ``cross_entropy_loss``).
 
   References:
     Nichol, Achiam and Schulman, "On First-Order Meta-Learning Algorithms",
@@ -46,4 +51,4 @@ def reptile(
   return gradient_based(loss_fn, init=lambda key, p: p, params_of=lambda mp: mp,
                         inner_opt_of=lambda mp: opt, steps=steps,
                         first_order=True, remat=remat, direction="reptile",
-                        metrics_before=metrics_before)
+                        metrics_before=metrics_before, apply_fn=apply_fn, name="reptile")
