@@ -71,21 +71,17 @@ def _err(e: BaseException) -> str:
   return f"{type(e).__name__}: {e}".splitlines()[0][:300]
 
 
-# XLA:CPU in jaxlib 0.10.2 miscompiles some float64 programs of conv -> batch
-# norm -> ReLU -> max-pool with 64 channels: the jit-compiled gradient differs
-# from the op-by-op one by O(1) (the op-by-op one matches learn2learn to 1e-12).
-# Its algebraic simplifier is the culprit: without it jit equals op-by-op to
-# 1e-14. The float64 check therefore runs with it off (see README, "Known
-# issues"), and also compares jmeta's jit gradient with its op-by-op gradient.
-XLA_F64_WORKAROUND = "--xla_disable_hlo_passes=algsimp"
-
-
 def grad_env() -> dict:
-  """The environment of a ``grad`` job (the float64 XLA workaround added)."""
-  flags = os.environ.get("XLA_FLAGS", "")
-  if XLA_F64_WORKAROUND not in flags:
-    flags = (flags + " " + XLA_F64_WORKAROUND).strip()
-  return {"XLA_FLAGS": flags}
+  """The environment of a ``grad`` job: XLA_FLAGS with the float64 workaround.
+
+  XLA:CPU in jaxlib >= 0.10.2 miscompiles some float64 programs of conv ->
+  batch norm -> ReLU -> max-pool (README, "Known issues"); the workaround
+  (its algebraic simplifier off) is added only for those releases, by
+  jmeta's one helper. The job also compares jmeta's jit gradient with its
+  op-by-op gradient.
+  """
+  from jmeta.models._ops import xla_flags_with_f64_workaround
+  return {"XLA_FLAGS": xla_flags_with_f64_workaround(os.environ.get("XLA_FLAGS", ""))}
 
 
 def job_grad(job: dict) -> dict:

@@ -2,13 +2,14 @@
 
 import os
 
-# The suite checks numerics in float64. XLA:CPU in jaxlib 0.10.2 miscompiles
-# some float64 conv/batch-norm gradients unless its algebraic simplifier is off
-# (jmeta.models._ops.XLA_F64_WORKAROUND; README "Known issues"). It must be set
-# before JAX starts its backend.
-_flags = os.environ.get("XLA_FLAGS", "")
-if "--xla_disable_hlo_passes=algsimp" not in _flags:
-  os.environ["XLA_FLAGS"] = (_flags + " --xla_disable_hlo_passes=algsimp").strip()
+from jmeta.models import _ops
+
+# The suite checks numerics in float64. XLA:CPU in jaxlib >= 0.10.2
+# miscompiles some float64 conv/batch-norm gradients unless its algebraic
+# simplifier is off (jmeta.models._ops.XLA_F64_WORKAROUND; README "Known
+# issues"); the flag is added only for those jaxlib releases. It must be set
+# before JAX starts its backend (importing jax does not start it).
+os.environ["XLA_FLAGS"] = _ops.xla_flags_with_f64_workaround(os.environ.get("XLA_FLAGS", ""))
 
 import jax  # noqa: E402
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import flax.linen as nn
 import jax
 from jax import lax
 import jax.numpy as jnp
+import jaxlib
 import numpy as np
 import pytest
 
 from jmeta.models import _ops
 from jmeta.models._conv import ConvNet
+import testing_utils
 
 jax.config.update("jax_enable_x64", True)
 
@@ -261,8 +267,8 @@ def test_features_and_head_split():
 
 
 def test_float64_conv_norm_gradient_jit_equals_op_by_op():
-  # XLA:CPU (jaxlib 0.10.2) gets this float64 gradient wrong by O(1) under
-  # jit unless the suite's XLA_F64_WORKAROUND (conftest) is in XLA_FLAGS.
+  # jmeta's own body (max-pool by strided slices, ReLU after it) is compiled
+  # right on every jaxlib tried, with or without XLA_F64_WORKAROUND.
   from jmeta.models._conv import ConvBody
   x = jax.random.uniform(jax.random.PRNGKey(1), (2, 28, 28, 1), jnp.float64)
   net = ConvBody(hidden=64, blocks=1, conv_impl="xla")
@@ -277,15 +283,53 @@ def test_float64_conv_norm_gradient_jit_equals_op_by_op():
     np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-9 * float(jnp.abs(a).max()))
 
 
+def test_float64_xla_miscompile_is_worked_around_where_needed():
+  # Under the suite's XLA_FLAGS (conftest adds the workaround where
+  # _ops.xla_f64_workaround_needed() says so) the miscompiled program is right.
+  assert testing_utils.f64_conv_pool_gradient_error() < 1e-12
+
+
+def test_float64_xla_workaround_gate_matches_the_installed_jaxlib():
+  # Without the flag, the program is wrong exactly on the jaxlib releases the
+  # gate names: if this fails, a jaxlib fixed (or broke) it; move the gate.
+  code = "import jax; jax.config.update('jax_enable_x64', True); import testing_utils; " \
+         "print(testing_utils.f64_conv_pool_gradient_error())"
+  env = dict(os.environ, XLA_FLAGS="", JAX_PLATFORMS="cpu",
+             PYTHONPATH=os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]))
+  out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
+  assert out.returncode == 0, out.stderr[-3000:]
+  err = float(out.stdout.split()[-1])
+  assert err < 1e-12 or err > 1e-3, err
+  assert (err > 1e-3) == _ops.xla_f64_workaround_needed(), (jaxlib.__version__, err)
+
+
 def test_float64_conv_warns_without_xla_workaround(monkeypatch):
+  import warnings
+  monkeypatch.setattr(_ops, "xla_f64_workaround_needed", lambda: True)
   monkeypatch.setattr(_ops, "_warned_f64", [])
   monkeypatch.setenv("XLA_FLAGS", "")
   with pytest.warns(RuntimeWarning, match="xla_disable_hlo_passes=algsimp"):
     _ops.check_float64_xla(jnp.float64)
-  monkeypatch.setattr(_ops, "_warned_f64", [])
-  monkeypatch.setenv("XLA_FLAGS", _ops.XLA_F64_WORKAROUND)
-  import warnings
-  with warnings.catch_warnings():
-    warnings.simplefilter("error")
-    _ops.check_float64_xla(jnp.float64)
-    _ops.check_float64_xla(jnp.float32)
+  for needed, flags in ((True, _ops.XLA_F64_WORKAROUND), (False, "")):
+    monkeypatch.setattr(_ops, "xla_f64_workaround_needed", lambda: needed)
+    monkeypatch.setattr(_ops, "_warned_f64", [])
+    monkeypatch.setenv("XLA_FLAGS", flags)
+    with warnings.catch_warnings():
+      warnings.simplefilter("error")
+      _ops.check_float64_xla(jnp.float64)
+      _ops.check_float64_xla(jnp.float32)
+
+
+def test_xla_flags_with_f64_workaround(monkeypatch):
+  monkeypatch.setattr(_ops, "xla_f64_workaround_needed", lambda: True)
+  assert _ops.xla_flags_with_f64_workaround("") == _ops.XLA_F64_WORKAROUND
+  assert _ops.xla_flags_with_f64_workaround("--a=1") == "--a=1 " + _ops.XLA_F64_WORKAROUND
+  assert _ops.xla_flags_with_f64_workaround(
+      "--a=1 " + _ops.XLA_F64_WORKAROUND) == "--a=1 " + _ops.XLA_F64_WORKAROUND
+  monkeypatch.setattr(_ops, "xla_f64_workaround_needed", lambda: False)
+  assert _ops.xla_flags_with_f64_workaround("--a=1") == "--a=1"
+  for version, needed in (("0.10.1", False), ("0.10.2", True), ("0.12.0.1", True), ("0.6.1", False),
+                          ("0.11.0rc1", True), ("1.0.0", True)):
+    monkeypatch.undo()
+    monkeypatch.setattr(jaxlib, "__version__", version)
+    assert _ops.xla_f64_workaround_needed() == needed, version

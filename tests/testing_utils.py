@@ -55,3 +55,29 @@ def blobs_batch(n=4, ways=3, shots=2, queries=2, dim=2, seed=0, dtype=jnp.float6
     (sx, sy), (qx, qy) = draw(k_s, shots), draw(k_q, queries)
     return jmeta.Task(sx, sy, qx, qy)
   return jax.vmap(task)(jax.random.split(jax.random.key(seed), n))
+
+
+def f64_conv_pool_gradient_error():
+  """Relative error of the jit vs op-by-op float64 gradient of conv -> batch norm -> ReLU -> max-pool.
+
+  The program that XLA:CPU (jaxlib >= 0.10.2) miscompiles without
+  ``jmeta.models._ops.XLA_F64_WORKAROUND``: 64 channels and a max-pool taken
+  as a max over a reshaped window. About 1e-15 when compiled right, O(1) when
+  not. Needs ``jax_enable_x64``.
+  """
+  from jmeta.models import _ops
+  x = jax.random.uniform(jax.random.key(1), (2, 28, 28, 1), jnp.float64)
+  params = {"k": 0.3 * jax.random.normal(jax.random.key(0), (3, 3, 1, 64), jnp.float64),
+            "s": jnp.ones(64, jnp.float64), "o": jnp.zeros(64, jnp.float64)}
+  w = jax.random.normal(jax.random.key(3), (2, 14, 14, 64), jnp.float64)
+
+  def f(p):
+    y = _ops.conv2d(x, p["k"], padding="SAME", impl="xla")
+    y = jax.nn.relu(_ops.batch_stat_norm(y, p["s"], p["o"]))
+    return jnp.sum(w * jnp.max(y.reshape(2, 14, 2, 14, 2, 64), axis=(2, 4)))
+
+  with jax.disable_jit():
+    eager = jax.grad(f)(params)
+  jitted = jax.jit(jax.grad(f))(params)
+  return max(float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(a)))
+             for a, b in zip(jax.tree.leaves(eager), jax.tree.leaves(jitted)))

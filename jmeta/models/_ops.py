@@ -21,6 +21,7 @@ choice; :func:`conv2d` picks per backend with ``impl="auto"``.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 from typing import Literal, Sequence, Tuple, Union
 import warnings
@@ -39,35 +40,61 @@ __all__ = [
     "conv2d",
     "max_pool_2x2",
     "resolve_conv_impl",
+    "xla_f64_workaround_needed",
+    "xla_flags_with_f64_workaround",
 ]
 
 
-# XLA:CPU as shipped in jaxlib 0.10.2 miscompiles some float64 programs made
-# of a convolution, batch normalisation, ReLU and max-pooling (seen with 64
-# channels): the jit-compiled gradient differs from the op-by-op one by O(1),
-# for ``lax.conv_general_dilated`` and the matmul path alike. Turning off its
-# algebraic simplifier fixes it (jit then equals op-by-op and learn2learn to
-# 1e-12). Float32 is not affected. See README, "Known issues".
+# XLA:CPU miscompiles some float64 programs made of a convolution, batch
+# normalisation, ReLU and a max-pool taken as a max over a reshaped window
+# (seen with 64 channels): the jit-compiled gradient differs from the op-by-op
+# one by O(1), for ``lax.conv_general_dilated`` and the matmul path alike.
+# Measured: jaxlib 0.6.1 to 0.10.1 are right; 0.10.2 to 0.12.0.1 (the newest
+# tried) are wrong. Turning off the algebraic simplifier fixes it (jit then
+# equals op-by-op to 1e-15). Float32 is not affected, and jmeta's own conv
+# modules (max-pool by strided slices, ReLU after the pool) do not hit it on
+# any of these. See README, "Known issues".
 XLA_F64_WORKAROUND = "--xla_disable_hlo_passes=algsimp"
+_F64_MISCOMPILE_SINCE = (0, 10, 2)  # first affected jaxlib; no fixed one known
 _warned_f64 = []
 
 
-def check_float64_xla(dtype) -> None:
-  """Warns once if float64 conv nets run on XLA:CPU without the workaround.
+def xla_f64_workaround_needed() -> bool:
+  """Whether the installed jaxlib has the float64 miscompile (``>= 0.10.2``)."""
+  import jaxlib
+  release = []
+  for part in jaxlib.__version__.split("."):
+    digits = "".join(itertools.takewhile(str.isdigit, part))
+    if not digits:
+      break
+    release.append(int(digits))
+  return tuple(release) >= _F64_MISCOMPILE_SINCE
 
-  Called by jmeta's conv modules at trace time. The workaround must be in
-  ``XLA_FLAGS`` before JAX starts its backend, e.g.
+
+def xla_flags_with_f64_workaround(flags: str) -> str:
+  """``flags`` (an ``XLA_FLAGS`` value) with the workaround added if this jaxlib needs it."""
+  if not xla_f64_workaround_needed() or XLA_F64_WORKAROUND in flags.split():
+    return flags
+  return (flags + " " + XLA_F64_WORKAROUND).strip()
+
+
+def check_float64_xla(dtype) -> None:
+  """Warns once if float64 conv nets run on an affected XLA:CPU without the workaround.
+
+  Called by jmeta's conv modules at trace time; silent on jaxlib releases
+  without the miscompile (:func:`xla_f64_workaround_needed`). The workaround
+  must be in ``XLA_FLAGS`` before JAX starts its backend, e.g.
   ``XLA_FLAGS=--xla_disable_hlo_passes=algsimp python train.py``.
   """
   if _warned_f64 or jnp.dtype(dtype) != jnp.float64:
     return
   if jax.default_backend() != "cpu":
     return
-  if "algsimp" in os.environ.get("XLA_FLAGS", ""):
+  if "algsimp" in os.environ.get("XLA_FLAGS", "") or not xla_f64_workaround_needed():
     return
   _warned_f64.append(True)
   warnings.warn(
-      "float64 conv net on XLA:CPU: jaxlib 0.10.2 can miscompile the gradients of "
+      "float64 conv net on XLA:CPU: jaxlib >= 0.10.2 can miscompile the gradients of "
       "conv -> batch norm -> ReLU -> max-pool in float64 under jit. Set "
       f"XLA_FLAGS={XLA_F64_WORKAROUND} before importing jax (see jmeta's README, "
       "'Known issues'); float32 is not affected.", RuntimeWarning, stacklevel=3)
@@ -257,8 +284,11 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
   _, h, w, _ = x.shape
   h2, w2 = h // 2, w // 2
   x = x[:, :h2 * 2, :w2 * 2, :]
-  top = jnp.maximum(x[:, 0::2, 0::2], x[:, 0::2, 1::2])
-  bottom = jnp.maximum(x[:, 1::2, 0::2], x[:, 1::2, 1::2])
+  # lax.slice, not x[:, i::2, j::2]: jax < 0.10 lowers a multi-axis strided
+  # index to a gather, whose transpose is a scatter.
+  part = lambda i, j: lax.slice(x, (0, i, j, 0), x.shape, (1, 2, 2, 1))
+  top = jnp.maximum(part(0, 0), part(0, 1))
+  bottom = jnp.maximum(part(1, 0), part(1, 1))
   return jnp.maximum(top, bottom)
 
 
