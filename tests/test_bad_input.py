@@ -15,6 +15,8 @@ with ``on_nonfinite="raise"`` the ``FloatingPointError`` names the cause.
 import functools
 import math
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -391,3 +393,29 @@ CLI = [
     ("r2d2_init_scale_inf", ["--r2d2-init-scale", "inf"], 2, r"--r2d2-init-scale"),
     ("task_with_dataset", ["--dataset", "omniglot", "--task", "logistic"], 2, r"--task"),
 ]
+CLI += [
+    ("out_is_a_file", ["--out", "{file}"], 2, r"--out .* is a file"),
+    ("data_dir_is_a_file", ["--dataset", "omniglot", "--algo", "protonet", "--data-dir", "{file}"],
+     2, r"--data-dir .* is a file"),
+    ("ways_on_synthetic", ["--ways", "5"], 2, r"--ways does not apply"),
+    ("inner_lr_for_protonet", ["--dataset", "digits", "--algo", "protonet", "--inner-lr", "0.1"], 2,
+     r"--inner-lr does not apply"),
+    ("protonet_on_regression", ["--algo", "protonet"], 2, r"--algo protonet needs"),
+    ("eval_steps_negative", ["--eval-steps", "-1"], 2, r"--eval-steps"),
+]
+
+
+@pytest.mark.parametrize("argv,code,pattern", [c[1:] for c in CLI], ids=[c[0] for c in CLI])
+def test_cli_bad_input(argv, code, pattern, tmp_path, capsys):
+  from jmeta import cli
+  a_file = tmp_path / "a_file"
+  a_file.write_text("x")
+  argv = [a.replace("{file}", str(a_file)) for a in argv]
+  if "--out" not in argv:
+    argv += ["--out", str(tmp_path / "run")]
+  with pytest.raises(SystemExit) as e:
+    cli.main(["train", "--iterations", "0", *argv])
+  assert e.value.code == code
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) >= 1 and re.search(pattern, err[-1]), err
+  assert not (tmp_path / "run" / "results.json").exists()
