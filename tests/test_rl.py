@@ -282,3 +282,25 @@ def test_maml_rl_bad_arguments():
     rl.maml_rl(env, policy.apply, baseline="value")
   with pytest.raises(ValueError, match="meta_batch"):
     rl.meta_iteration(rl.maml_rl(env, policy.apply), env, optax.adam(1e-3), meta_batch=0)
+
+
+def test_rl2_trial_feeds_back_rewards_and_keeps_the_state():
+  # A policy whose "hidden state" counts the rewards fed back so far; it pulls arm 0.
+  def apply(params, carry, obs, prev_action, prev_reward, prev_done):
+    del params, obs
+    carry = carry + prev_reward + 10.0 * prev_done.astype(carry.dtype)
+    return carry, jnp.array([0.0, -1e9]) + 0 * prev_action, carry
+
+  env = rl.bernoulli_bandit(arms=2, pulls=6)
+  trial = rl.trial_rollout(env, apply, rl.categorical, {}, jnp.zeros(()), jnp.array([1.0, 0.0]),
+                           jax.random.key(0))
+  assert trial.rewards.shape == (6,) and bool(jnp.all(trial.dones))
+  np.testing.assert_array_equal(trial.actions, np.zeros(6))
+  np.testing.assert_array_equal(trial.rewards, np.ones(6))
+  # Not reset between episodes: after t pulls the state has seen t rewards and t dones.
+  np.testing.assert_allclose(trial.values, 11.0 * np.arange(6))
+  gru = rl.GRUPolicy(actions=2, hidden=4)
+  params = gru.init(jax.random.key(0), gru.initial_carry(), jnp.ones((1,)), jnp.array(0), 0.0, True)
+  trial = rl.trial_rollout(env, gru.apply, rl.categorical, params, gru.initial_carry(),
+                           jnp.array([0.3, 0.7]), jax.random.key(1))
+  assert trial.log_probs.shape == (6,) and bool(jnp.all(trial.log_probs <= 0))

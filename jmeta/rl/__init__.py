@@ -28,6 +28,8 @@ from jmeta.rl._policies import GaussianMLP
 from jmeta.rl._policies import GRUPolicy
 from jmeta.rl._policies import categorical
 from jmeta.rl._policies import gaussian
+from jmeta.rl._rl2 import TrialStep
+from jmeta.rl._rl2 import trial_rollout
 
 __all__ = (
     "BanditState",
@@ -58,4 +60,6 @@ __all__ = (
     "rollout",
     "rollouts",
     "Trajectory",
+    "trial_rollout",
+    "TrialStep",
 )

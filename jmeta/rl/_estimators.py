@@ -105,8 +105,11 @@ def linear_baseline(obs: jax.Array, returns: jax.Array, *, reg: float = 1e-5) ->
   obs, returns = jax.lax.stop_gradient((obs, returns))
   feats = linear_features(obs)
   f = feats.reshape(-1, feats.shape[-1])
-  gram = f.T @ f + reg * jnp.eye(f.shape[-1], dtype=f.dtype)
-  coef = jnp.linalg.solve(gram, f.T @ returns.reshape(-1))
+  # Ridge as least squares on [f; sqrt(reg) I] (SVD): features that are constant
+  # within a task (an observed goal) make the normal equations singular in float32.
+  eye = jnp.sqrt(jnp.asarray(reg, f.dtype)) * jnp.eye(f.shape[-1], dtype=f.dtype)
+  y = jnp.concatenate([returns.reshape(-1), jnp.zeros(f.shape[-1], f.dtype)])
+  coef = jnp.linalg.lstsq(jnp.concatenate([f, eye]), y)[0]
   return feats @ coef
 
 

@@ -154,6 +154,6 @@ class GRUPolicy(nn.Module):
     value = nn.Dense(1, name="value")(h)[..., 0]
     return carry, logits, value
 
-  def initial_carry(self, batch_shape: tuple[int, ...] = (), dtype=jnp.float32) -> jax.Array:
-    """The zero hidden state at the start of a trial."""
+  def initial_carry(self, batch_shape: tuple[int, ...] = (), dtype=None) -> jax.Array:
+    """The zero hidden state at the start of a trial (default float dtype unless given)."""
     return jnp.zeros((*batch_shape, self.hidden), dtype)
