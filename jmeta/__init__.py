@@ -2,6 +2,7 @@
 
 from jmeta import algorithms
 from jmeta import models
+from jmeta import rl
 from jmeta import tasks
 from jmeta._base import AdaptResult
 from jmeta._fit import fit
@@ -124,6 +125,7 @@ __all__ = (
     "r2d2",
     "replicate",
     "reptile",
+    "rl",
     "restore_checkpoint",
     "sample_episode",
     "sample_episodes",

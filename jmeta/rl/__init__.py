@@ -1,0 +1,65 @@
+"""Meta-reinforcement learning: environments as pure functions, policies, MAML-RL with DiCE."""
+
+from jmeta.rl._envs import BanditState
+from jmeta.rl._envs import Env
+from jmeta.rl._envs import MassState
+from jmeta.rl._envs import PointState
+from jmeta.rl._envs import RLTask
+from jmeta.rl._envs import bernoulli_bandit
+from jmeta.rl._envs import point_mass
+from jmeta.rl._envs import point_nav
+from jmeta.rl._estimators import Trajectory
+from jmeta.rl._estimators import dice_surrogate
+from jmeta.rl._estimators import discounted_returns
+from jmeta.rl._estimators import gae
+from jmeta.rl._estimators import linear_baseline
+from jmeta.rl._estimators import linear_features
+from jmeta.rl._estimators import log_probs
+from jmeta.rl._estimators import magic_box
+from jmeta.rl._estimators import reinforce_surrogate
+from jmeta.rl._estimators import rollout
+from jmeta.rl._estimators import rollouts
+from jmeta.rl._maml_rl import MetaIteration
+from jmeta.rl._maml_rl import maml_rl
+from jmeta.rl._maml_rl import meta_iteration
+from jmeta.rl._policies import CategoricalMLP
+from jmeta.rl._policies import Distribution
+from jmeta.rl._policies import GaussianMLP
+from jmeta.rl._policies import GRUPolicy
+from jmeta.rl._policies import categorical
+from jmeta.rl._policies import gaussian
+from jmeta.rl._rl2 import TrialStep
+from jmeta.rl._rl2 import trial_rollout
+
+__all__ = (
+    "BanditState",
+    "bernoulli_bandit",
+    "categorical",
+    "CategoricalMLP",
+    "dice_surrogate",
+    "discounted_returns",
+    "Distribution",
+    "Env",
+    "gae",
+    "gaussian",
+    "GaussianMLP",
+    "GRUPolicy",
+    "linear_baseline",
+    "linear_features",
+    "log_probs",
+    "magic_box",
+    "maml_rl",
+    "MassState",
+    "meta_iteration",
+    "MetaIteration",
+    "point_mass",
+    "point_nav",
+    "PointState",
+    "reinforce_surrogate",
+    "RLTask",
+    "rollout",
+    "rollouts",
+    "Trajectory",
+    "trial_rollout",
+    "TrialStep",
+)
