@@ -7,9 +7,14 @@ from jmeta.models import _ops
 # The suite checks numerics in float64. XLA:CPU in jaxlib >= 0.10.2
 # miscompiles some float64 conv/batch-norm gradients unless its algebraic
 # simplifier is off (jmeta.models._ops.XLA_F64_WORKAROUND; README "Known
-# issues"); the flag is added only for those jaxlib releases. It must be set
-# before JAX starts its backend (importing jax does not start it).
-os.environ["XLA_FLAGS"] = _ops.xla_flags_with_f64_workaround(os.environ.get("XLA_FLAGS", ""))
+# issues"), and jaxlib 0.6.1 (the oldest CI leg) gets the float64 second- and
+# third-order derivatives of the matmul conv path wrong without it too
+# (tests/test_conv.py::test_conv_second_and_third_order_match_xla and
+# ::test_matmul_impl_supports_forward_mode, measured): the suite sets the flag on
+# every jaxlib. It must be set before JAX starts its backend.
+_flags = os.environ.get("XLA_FLAGS", "")
+if _ops.XLA_F64_WORKAROUND not in _flags.split():
+  os.environ["XLA_FLAGS"] = (_flags + " " + _ops.XLA_F64_WORKAROUND).strip()
 
 import jax  # noqa: E402
 

@@ -164,7 +164,10 @@ def test_program_size_does_not_grow_with_inner_steps():
     grad = jax.grad(lambda p: learner.task_loss(p, task)[0])
     return len(str(jax.make_jaxpr(grad)(params)).splitlines())
 
-  assert size(2) == size(50) == size(1000)
+  # Equal up to the printing of the step count (one line more on jax 0.6's printer):
+  # an unrolled loop would grow the program by hundreds of lines per step.
+  sizes = [size(2), size(50), size(1000)]
+  assert max(sizes) - min(sizes) <= 2, sizes
 
 
 @pytest.mark.parametrize("make", [
