@@ -32,7 +32,6 @@ import time
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
