@@ -79,7 +79,8 @@ def fit(
     means = {k: jnp.mean(v) for k, v in metrics.items()
              if k not in ("finite", "skipped", "bad_labels")}
     means["nonfinite"] = jnp.sum(1.0 - metrics["finite"])
-    means["bad_labels"] = jnp.sum(metrics["bad_labels"])
+    means["bad_labels"] = (jnp.sum(metrics["bad_labels"]) if "bad_labels" in metrics
+                           else jnp.zeros((), means["nonfinite"].dtype))
     return state, means
 
   compiled = jax.jit(block, static_argnums=2)

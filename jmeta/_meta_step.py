@@ -99,12 +99,16 @@ def nonfinite_causes(metrics: dict[str, float]) -> str:
 def _bad_labels(metrics: dict[str, jax.Array]) -> tuple[dict[str, jax.Array], jax.Array]:
   """Pops every ``*bad_labels*`` metric of the learner; returns the metrics and their any > 0.
 
+  The flag is ``None`` when the learner reports no labels check at all.
+
   Learners report invalid labels as a metric named ``bad_labels`` (jmeta's
   classification losses put it in their aux, which a learner may prefix:
   ``query_bad_labels``); the meta-step folds them into one flag.
   """
   keys = [k for k in metrics if "bad_labels" in k]
   rest = {k: v for k, v in metrics.items() if k not in keys}
+  if not keys:  # no labels (e.g. regression): no flag, and no constant output to dispatch
+    return rest, None
   bad = jnp.zeros((), bool)
   for k in keys:
     bad = bad | (metrics[k] > 0)
@@ -186,7 +190,8 @@ def make_meta_step(
   Metrics (means over tasks): ``query_loss`` (after adaptation),
   ``query_loss_before``, ``support_loss``/``support_loss_before``, any aux of
   the loss such as ``query_accuracy``, ``grad_norm`` (before clipping),
-  ``bad_labels`` (1.0 if any task's labels were bad, else 0.0), ``finite``
+  ``bad_labels`` (1.0 if any task's labels were bad, else 0.0; only for
+  learners whose losses check labels, i.e. classification), ``finite``
   (1.0 or 0.0), ``skipped`` (running count).
   """
   if not isinstance(learner, MetaLearner):
@@ -280,7 +285,9 @@ def make_meta_step(
           tasks, mesh, mode=task_map, chunk_size=chunk_size)
     metrics, bad = _bad_labels(metrics)
     grad_norm = optax.tree.norm(grads)
-    finite = ~bad & jnp.isfinite(metrics["query_loss"]) & jnp.isfinite(grad_norm)
+    finite = jnp.isfinite(metrics["query_loss"]) & jnp.isfinite(grad_norm)
+    if bad is not None:
+      finite = finite & ~bad
     for k in ("support_loss", "support_loss_before"):
       if k in metrics:
         finite = finite & jnp.isfinite(metrics[k])
@@ -295,8 +302,9 @@ def make_meta_step(
     skipped = state.skipped + jnp.where(finite, 0, 1).astype(jnp.int32)
     new = MetaState(meta_params, opt_state, state.step + 1, skipped)
     dtype = jnp.result_type(metrics["query_loss"])
-    metrics = dict(metrics, grad_norm=grad_norm, bad_labels=bad.astype(dtype),
-                   finite=finite.astype(jnp.float32), skipped=skipped)
+    metrics = dict(metrics, grad_norm=grad_norm, finite=finite.astype(jnp.float32), skipped=skipped)
+    if bad is not None:
+      metrics["bad_labels"] = bad.astype(dtype)
     return new, metrics
 
   compiled = jax.jit(step_fn) if jit else step_fn

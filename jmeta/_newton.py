@@ -98,8 +98,9 @@ def newton(
 ) -> optax.GradientTransformationExtraArgs:
   """A damped Newton step, ``-lr (H + damping I)^{-1} g``, by CG on Hessian-vector products.
 
-  ``H v`` is ``jax.jvp`` of ``jax.grad(value_fn)`` (linearised once per step);
-  the Hessian is never formed. The transformation needs the ``value_fn``
+  ``H v`` is the VJP of ``jax.grad(value_fn)`` (reverse over reverse, set up
+  once per step, so that ops with a ``custom_vjp`` work too); the Hessian is
+  never formed. The transformation needs the ``value_fn``
   keyword of ``update`` (``params -> scalar loss``), which ``jmeta.inner_loop``
   passes, so ``jmeta.maml(loss_fn, jmeta.newton(...), steps=1)`` differentiates
   through Newton steps (the solve is differentiated implicitly by
@@ -138,8 +139,11 @@ def newton(
     if value_fn is None:
       raise ValueError("newton needs the value_fn keyword in update (params -> scalar"
                        " loss); jmeta.inner_loop passes it.")
-    _, hvp = jax.linearize(jax.grad(value_fn), params)
-    return hvp
+    # Reverse over reverse: H is symmetric, so the VJP of the gradient is H v.
+    # (Not jax.linearize, forward mode, which custom_vjp ops such as the CPU's
+    # default convolution, conv_impl="xla_vjp", do not support.)
+    _, hvp = jax.vjp(jax.grad(value_fn), params)
+    return lambda v: hvp(v)[0]
 
   return _preconditioned("newton", make_matvec, learning_rate, damping, cg_steps, cg_tol,
                          on_cg_failure)
@@ -159,8 +163,9 @@ def gauss_newton(
 
   ``J`` is the Jacobian of the outputs ``apply_fn(params, x)`` and ``H_out``
   the Hessian of ``output_loss(outputs, y)`` in the outputs; products with
-  ``J`` and ``J^T`` are a JVP and a VJP of the network (``jax.linearize`` and
-  ``jax.linear_transpose``), so no matrix is formed. The Gauss-Newton matrix is
+  ``J^T`` and ``J`` are a VJP of the network and the VJP of that VJP (reverse
+  mode only, so that ops with a ``custom_vjp`` work too), so no matrix is
+  formed. The Gauss-Newton matrix is
   positive semi-definite for convex output losses, so CG is safe on neural
   networks (with some ``damping``). It equals the Hessian for a linear model
   with squared loss.
@@ -207,10 +212,12 @@ def gauss_newton(
                        " jmeta.inner_loop passes them.")
     full: Optional[Callable] = extra.get("full_params")
     model = (lambda p: apply_fn(full(p), x)) if full is not None else (lambda p: apply_fn(p, x))
-    out, jvp = jax.linearize(model, params)
-    vjp = jax.linear_transpose(jvp, params)
-    _, h_out = jax.linearize(jax.grad(lambda o: output_loss(o, y)), out)
-    return lambda v: vjp(h_out(jvp(v)))[0]
+    # Reverse mode only (custom_vjp ops have no JVP): J^T u is the model's VJP,
+    # J v the VJP of that linear map, H_out v the VJP of the output gradient.
+    out, vjp = jax.vjp(model, params)
+    _, jvp = jax.vjp(lambda u: vjp(u)[0], jnp.zeros_like(out))
+    _, h_out = jax.vjp(jax.grad(lambda o: output_loss(o, y)), out)
+    return lambda v: vjp(h_out(jvp(v)[0])[0])[0]
 
   return _preconditioned("gauss_newton", make_matvec, learning_rate, damping, cg_steps,
                          cg_tol, on_cg_failure)

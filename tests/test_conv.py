@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -32,7 +33,8 @@ def _randn(key, shape, dtype=jnp.float64):
   return jax.random.normal(key, shape, dtype)
 
 
-IMPLS = ("matmul", "matmul_vjp", "xla")
+IMPLS = ("matmul", "matmul_vjp", "xla", "xla_vjp")
+DERIVED = ("matmul", "matmul_vjp", "xla_vjp")  # the implementations with derivatives of their own
 
 
 @pytest.mark.parametrize("kernel_hw,padding,cin", [
@@ -47,7 +49,7 @@ def test_conv_forward_matches_xla(kernel_hw, padding, cin):
     np.testing.assert_allclose(got, outs[-1], **F64)
 
 
-@pytest.mark.parametrize("padding", ["SAME", "VALID"])
+@pytest.mark.parametrize("padding", ["SAME", "VALID", ((2, 0), (1, 1))])
 def test_conv_first_order_gradients_match_xla(padding):
   kx, kw, kc = jax.random.split(jax.random.PRNGKey(1), 3)
   x = _randn(kx, (3, 6, 6, 2))
@@ -60,8 +62,8 @@ def test_conv_first_order_gradients_match_xla(padding):
     return lambda x, w: jnp.sum(jnp.tanh(conv(x, w)) * cot)
 
   grads = jax.jit(lambda x, w: {i: jax.grad(f(i), argnums=(0, 1))(x, w)
-                                for i in ("matmul", "matmul_vjp", "ref")})(x, w)
-  for impl in ("matmul", "matmul_vjp"):
+                                for i in DERIVED + ("ref",)})(x, w)
+  for impl in DERIVED:
     for g, r in zip(grads[impl], grads["ref"]):
       np.testing.assert_allclose(g, r, **F64)
 
@@ -98,13 +100,80 @@ def test_conv_second_and_third_order_match_xla():
         jnp.sum(g ** 2) for g in jax.grad(maml(impl))(p)))(params)
     return second, third
 
-  got = jax.jit(lambda: {i: derivatives(i)
-                         for i in ("matmul", "matmul_vjp", "ref")})()
-  for impl in ("matmul", "matmul_vjp"):
+  got = jax.jit(lambda: {i: derivatives(i) for i in DERIVED + ("ref",)})()
+  for impl in DERIVED:
     for g, r in zip(got[impl][0], got["ref"][0]):
       np.testing.assert_allclose(g, r, **F64)
     for g, r in zip(got[impl][1], got["ref"][1]):
       np.testing.assert_allclose(g, r, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("task_map", ["vmap", "scan"])
+def test_xla_vjp_meta_gradients_under_task_maps(task_map):
+  # Second-order MAML meta-gradients and a third-order derivative of 3 tasks,
+  # each adapting its own weights, mapped by vmap or by lax.map (a scan: the
+  # loop body where XLA:CPU handles convolutions differently): xla_vjp equals
+  # autodiff of lax.conv, and the mapped result equals a Python loop over tasks.
+  ks = jax.random.split(jax.random.PRNGKey(12), 5)
+  params = (0.5 * _randn(ks[0], (3, 3, 1, 4)), 0.5 * _randn(ks[1], (3, 3, 4, 3)))
+  sx, qx = _randn(ks[2], (3, 2, 6, 6, 1)), _randn(ks[3], (3, 3, 6, 6, 1))
+  sy, qy = _randn(ks[4], (3, 2, 3)), _randn(ks[4], (3, 3, 3))
+
+  def per_task(conv):
+    def loss(p, x, y):
+      return jnp.mean((_two_layer(conv, *p, x) - y) ** 2)
+
+    def outer(p, t):
+      g = jax.grad(loss)(p, t[0], t[1])
+      return loss(jax.tree.map(lambda a, b: a - 0.3 * b, p, g), t[2], t[3])
+
+    def derivs(p, t):
+      second = jax.grad(outer)(p, t)
+      third = jax.grad(lambda q: sum(jnp.sum(g ** 2) for g in jax.grad(outer)(q, t)))(p)
+      return second, third
+    return derivs
+
+  tasks = (sx, sy, qx, qy)
+  def mapped(conv):
+    f = lambda t: per_task(conv)(params, t)
+    return jax.vmap(f)(tasks) if task_map == "vmap" else lax.map(f, tasks)
+
+  got, want = jax.jit(lambda: (
+      mapped(lambda x, w: _ops.conv2d(x, w, impl="xla_vjp")), mapped(_ref_conv)))()
+  loop = [per_task(_ref_conv)(params, jax.tree.map(lambda a: a[i], tasks)) for i in range(3)]
+  for g, r in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_allclose(g, r, rtol=1e-8, atol=1e-8)
+  for i in range(3):
+    for g, r in zip(jax.tree.leaves(got), jax.tree.leaves(loop[i])):
+      np.testing.assert_allclose(g[i], r, rtol=1e-8, atol=1e-8)
+
+
+def test_xla_vjp_keeps_every_derivative_in_the_library_form():
+  # Every convolution of a second-order MAML meta-gradient that jmeta emits is
+  # NHWC/HWIO (b01f_01io->b01f), the one form XLA:CPU gives its convolution
+  # library (its canonicalisation, which rewrites other forms, skips loop
+  # bodies); autodiff of lax.conv emits others (its weight gradient swaps the
+  # dimensions). Checked on the program as lowered, before XLA's own passes.
+  x = jnp.ones((2, 16, 16, 1), jnp.float32)
+  y = jnp.array([0, 1])
+
+  def conv_forms(impl):
+    net = ConvNet(ways=3, hidden=4, conv_impl=impl)
+    params = jax.eval_shape(net.init, jax.random.PRNGKey(0), x)
+
+    def loss(p, x):
+      return jnp.mean(jax.nn.log_softmax(net.apply(p, x)) * jax.nn.one_hot(y, 3))
+
+    def outer(p):
+      g = jax.grad(loss)(p, x)
+      return loss(jax.tree.map(lambda a, b: a - 0.1 * b, p, g), x)
+    text = jax.jit(jax.grad(outer)).lower(params).as_text(dialect="hlo")
+    assert "convolution(" in text
+    return re.findall(r"dim_labels=(\S+?)[,\s}]", text)
+
+  forms = conv_forms("xla_vjp")
+  assert len(forms) >= 3 * 4 and set(forms) == {"b01f_01io->b01f"}, forms
+  assert set(conv_forms("xla")) != {"b01f_01io->b01f"}
 
 
 def test_matmul_impl_supports_forward_mode():
@@ -201,7 +270,7 @@ def test_module_norm_is_transductive_and_affine():
 def test_module_impls_agree(norm):
   x = _randn(jax.random.PRNGKey(7), (4, 8, 8, 1))
   y = jax.nn.one_hot(jnp.array([0, 1, 2, 1]), 3)
-  impls = ("matmul", "matmul_vjp", "xla", "auto")
+  impls = ("matmul", "matmul_vjp", "xla", "xla_vjp", "auto")
   nets = {impl: ConvNet(ways=3, hidden=4, blocks=2, norm=norm, conv_impl=impl,
                         conv_bias=True) for impl in impls}
   params = jax.jit(nets["xla"].init)(jax.random.PRNGKey(1), x)
@@ -214,14 +283,14 @@ def test_module_impls_agree(norm):
   outs = jax.jit(lambda p: {i: (nets[i].apply(p, x), jax.grad(loss(nets[i]))(p))
                             for i in impls})(params)
   assert outs["xla"][0].shape == (4, 3)
-  for impl in ("matmul", "matmul_vjp", "auto"):
+  for impl in ("matmul", "matmul_vjp", "xla_vjp", "auto"):
     np.testing.assert_allclose(outs[impl][0], outs["xla"][0], **F64)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **F64),
                  outs[impl][1], outs["xla"][1])
 
 
 def test_resolve_conv_impl():
-  want = "matmul" if jax.default_backend() == "cpu" else "xla"
+  want = "xla_vjp" if jax.default_backend() == "cpu" else "xla"
   assert _ops.resolve_conv_impl("auto") == want
   assert _ops.resolve_conv_impl("xla") == "xla"
   with pytest.raises(ValueError):

@@ -141,3 +141,30 @@ def test_missing_extra_arguments_and_bad_configuration_raise():
     gauss_newton(linear_apply, "hinge")
   with pytest.raises(TypeError, match="apply_fn must be callable"):
     gauss_newton(None)
+
+
+@pytest.mark.parametrize("which", ["newton", "gauss_newton"])
+def test_newton_steps_on_a_conv_net_with_reverse_mode_only_convolutions(which):
+  # The CPU's default convolution (conv_impl="xla_vjp") is a custom_vjp with no
+  # JVP: the curvature products are reverse mode only, so MAML through a Newton
+  # step on a conv net runs, and its meta-gradient equals the one through plain
+  # autodiff of lax.conv (conv_impl="xla").
+  x = jax.random.normal(jax.random.key(0), (6, 8, 8, 1), jnp.float64)
+  y = jax.nn.one_hot(jnp.arange(6) % 3, 3, dtype=jnp.float64)
+  nets = {i: jmeta.ConvNet(ways=3, hidden=3, blocks=2, norm="none", conv_impl=i)
+          for i in ("xla_vjp", "xla")}
+  params = jax.tree.map(lambda p: p.astype(jnp.float64), nets["xla"].init(jax.random.key(1), x))
+
+  def meta_grad(impl):
+    apply = nets[impl].apply
+    loss = jmeta.mse_loss(apply)
+    opt = (newton(0.5, damping=20.0, cg_steps=50, cg_tol=1e-10) if which == "newton"
+           else gauss_newton(apply, "mse", 0.5, damping=1.0, cg_steps=50, cg_tol=1e-10))
+    def outer(p):
+      adapted = jmeta.inner_loop(loss, p, x[:3], y[:3], opt, 1).params
+      return loss(adapted, x[3:], y[3:])
+    return jax.grad(outer)(params)
+
+  got, want = jax.jit(lambda: (meta_grad("xla_vjp"), meta_grad("xla")))()
+  assert float(optax.tree.norm(want)) > 1e-3
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-10), got, want)

@@ -35,8 +35,11 @@ Convolution (``conv_impl``): ``"matmul"`` is the fast path of
 first and second derivatives and whose ``vmap`` over per-task weights stay
 matrix products, with no scatter anywhere); ``"matmul_vjp"`` is the same with
 hand-written VJPs that keep every derivative a convolution-shaped product
-(reverse mode only); ``"xla"`` is ``lax.conv_general_dilated``; ``"auto"``
-(default) picks ``"matmul"`` on CPU and ``"xla"`` on GPU/TPU. All give the
+(reverse mode only); ``"xla"`` is ``lax.conv_general_dilated``; ``"xla_vjp"``
+is ``lax.conv_general_dilated`` with those hand-written VJPs, so that every
+derivative of every order is an NHWC/HWIO convolution, the form XLA:CPU runs
+on its convolution library also inside ``lax.scan`` (reverse mode only);
+``"auto"`` (default) picks ``"xla_vjp"`` on CPU and ``"xla"`` on GPU/TPU. All give the
 same parameters, outputs and gradients, so the switch never changes results
 beyond rounding. 2x2 max-pooling is a reshape + max (its gradient is a mask,
 not a ``select_and_scatter``).
@@ -70,7 +73,8 @@ class Conv(nn.Module):
     kernel_size: ``(kh, kw)``.
     padding: ``"SAME"``, ``"VALID"`` or ``((top, bottom), (left, right))``.
     use_bias: whether to add a per-channel bias.
-    conv_impl: ``"auto"`` | ``"matmul"`` | ``"matmul_vjp"`` | ``"xla"``, see
+    conv_impl: ``"auto"`` | ``"matmul"`` | ``"matmul_vjp"`` | ``"xla"`` |
+      ``"xla_vjp"``, see
       :func:`jmeta.models._ops.conv2d`.
     kernel_init: initialiser of the kernel (Glorot/Xavier uniform, as in
       Finn et al. and learn2learn).
@@ -131,7 +135,8 @@ class ConvBody(nn.Module):
     blocks: number of blocks.
     norm: ``"batch"`` (transductive batch statistics, default) or ``"none"``;
       see the module docstring.
-    conv_impl: ``"auto"`` | ``"matmul"`` | ``"matmul_vjp"`` | ``"xla"``.
+    conv_impl: ``"auto"`` | ``"matmul"`` | ``"matmul_vjp"`` | ``"xla"`` |
+      ``"xla_vjp"``.
     conv_bias: whether the convolutions have a bias; ``None`` (default) means
       only without normalisation, since a batch-statistics norm subtracts any
       per-channel bias again (its gradient is zero). ``True`` matches the
@@ -173,8 +178,9 @@ class ConvNet(nn.Module):
     hidden: filters per convolution.
     blocks: number of conv blocks.
     norm: ``"batch"`` (default) or ``"none"``; see the module docstring.
-    conv_impl: ``"auto"`` (default: ``"matmul"`` on CPU, ``"xla"`` elsewhere),
-      ``"matmul"``, ``"matmul_vjp"`` or ``"xla"``; see the module docstring.
+    conv_impl: ``"auto"`` (default: ``"xla_vjp"`` on CPU, ``"xla"``
+      elsewhere), ``"matmul"``, ``"matmul_vjp"``, ``"xla"`` or ``"xla_vjp"``;
+      see the module docstring.
     conv_bias: conv biases; ``None`` (default): only when ``norm="none"``.
 
   Examples:

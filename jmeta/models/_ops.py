@@ -30,7 +30,7 @@ import jax
 from jax import lax
 import jax.numpy as jnp
 
-ConvImpl = Literal["auto", "matmul", "matmul_vjp", "xla"]
+ConvImpl = Literal["auto", "matmul", "matmul_vjp", "xla", "xla_vjp"]
 Padding = Union[str, Sequence[Tuple[int, int]]]
 
 __all__ = [
@@ -101,17 +101,20 @@ def check_float64_xla(dtype) -> None:
 
 
 def resolve_conv_impl(impl: str) -> str:
-  """Returns ``"matmul"`` or ``"xla"`` for an ``impl`` that may be ``"auto"``.
+  """Returns the implementation an ``impl`` that may be ``"auto"`` stands for.
 
-  ``"auto"`` means ``"matmul"`` when the default backend is the CPU and
+  ``"auto"`` means ``"xla_vjp"`` when the default backend is the CPU and
   ``"xla"`` (``lax.conv_general_dilated``) otherwise.
   """
   if impl == "auto":
-    return "matmul" if jax.default_backend() == "cpu" else "xla"
-  if impl not in ("matmul", "matmul_vjp", "xla"):
-    raise ValueError("conv impl must be 'auto', 'matmul', 'matmul_vjp' or "
-                     f"'xla', got {impl!r}")
+    return "xla_vjp" if jax.default_backend() == "cpu" else "xla"
+  if impl not in _IMPLS:
+    raise ValueError(f"conv impl must be 'auto' or one of {', '.join(map(repr, _IMPLS))}, "
+                     f"got {impl!r}")
   return impl
+
+
+_IMPLS = ("matmul", "matmul_vjp", "xla", "xla_vjp")
 
 
 def _explicit_padding(padding: Padding, kernel_hw: Tuple[int, int]):
@@ -155,58 +158,108 @@ def _wgrad_mm(x: jax.Array, g: jax.Array, padding, kernel_hw) -> jax.Array:
   return dwt.T.reshape(kh, kw, x.shape[-1], g.shape[-1])
 
 
+def _conv_xla(x: jax.Array, kernel: jax.Array, padding) -> jax.Array:
+  return lax.conv_general_dilated(x, kernel, window_strides=(1, 1), padding=padding,
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _wgrad_xla(x: jax.Array, g: jax.Array, padding, kernel_hw) -> jax.Array:
+  """``_wgrad_mm`` as one NHWC/HWIO convolution.
+
+  ``dw[i, j, c, o] = sum_{n, h, w} x_padded[n, h + i, w + j, c] g[n, h, w, o]``
+  is a stride-1 convolution whose batch is ``x``'s channels, whose input
+  channels are the images and whose kernel is ``g``: the output's spatial size
+  is ``kernel_hw``. Writing it in the NHWC/HWIO form (two small transposes)
+  rather than in the form autodiff gives (``lax.conv``'s transpose rule swaps
+  the dimension numbers) keeps it on the library convolution that XLA:CPU
+  uses only for that form.
+  """
+  del kernel_hw  # implied by the shapes
+  xt, gt = _materialized(jnp.transpose(x, (3, 1, 2, 0)), jnp.transpose(g, (1, 2, 0, 3)))
+  return jnp.transpose(_materialized(_conv_xla(xt, gt, padding)), (1, 2, 0, 3))
+
+
+def _materialized(*xs: jax.Array):
+  """``xs`` computed as they are: XLA may not fold a transpose of theirs into a convolution.
+
+  XLA's transpose folding would turn the transposed operands back into a
+  convolution with permuted dimension numbers, the form this module avoids.
+  """
+  out = lax.optimization_barrier(xs)
+  return out if len(xs) > 1 else out[0]
+
+
+_CONV = {"matmul": _conv_mm, "xla": _conv_xla}
+_WGRAD = {"matmul": _wgrad_mm, "xla": _wgrad_xla}
+
+
 def _transposed_padding(padding, kernel_hw):
   return tuple((k - 1 - lo, k - 1 - hi)
                for (lo, hi), k in zip(padding, kernel_hw))
 
 
-def _flip_kernel(kernel: jax.Array) -> jax.Array:
-  """``(kh, kw, C, Cout) -> (kh, kw, Cout, C)``, spatially flipped."""
-  return jnp.swapaxes(kernel[::-1, ::-1], 2, 3)
+def _flip_kernel(kernel: jax.Array, form: str = "matmul") -> jax.Array:
+  """``(kh, kw, C, Cout) -> (kh, kw, Cout, C)``, spatially flipped.
+
+  For the "xla" form the flipped kernel is materialised, so that XLA does not
+  fold the reversal and transpose back into the convolution.
+  """
+  flipped = jnp.swapaxes(kernel[::-1, ::-1], 2, 3)
+  return _materialized(flipped) if form == "xla" else flipped
 
 
-# The fast path differentiates itself in terms of itself: the input gradient
-# of a convolution is a convolution of the output gradient with the flipped
-# kernel (a well-shaped matrix product with a long contraction, instead of the
-# (M, Cout) x (Cout, kh*kw*C) product plus col2im that autodiff would build),
-# and the weight gradient ``wgrad`` has a VJP made of ``conv`` again. Every
-# derivative order therefore stays made of these two products.
+# The "_vjp" paths differentiate themselves in terms of themselves: the input
+# gradient of a convolution is a convolution of the output gradient with the
+# flipped kernel, and the weight gradient ``wgrad`` has a VJP made of ``conv``
+# again. Every derivative order therefore stays made of these two functions,
+# with ``form`` ("matmul": shifted slices and one product; "xla": NHWC/HWIO
+# ``lax.conv`` calls) choosing how each is computed. For "matmul" this avoids
+# the (M, Cout) x (Cout, kh*kw*C) product plus col2im that autodiff would
+# build; for "xla" it keeps every derivative in the one convolution form that
+# XLA:CPU hands to its convolution library (YNNPACK/oneDNN) -- autodiff's
+# derivatives of ``lax.conv`` have swapped dimension numbers, which XLA:CPU
+# rewrites to that form only outside loops (its ConvCanonicalization pass does
+# not run on loop bodies), so inside ``lax.scan`` they became generated loop
+# nests.
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _conv_fast(x, kernel, padding):
-  return _conv_mm(x, kernel, padding)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_fast(x, kernel, padding, form):
+  return _CONV[form](x, kernel, padding)
 
 
-def _conv_fast_fwd(x, kernel, padding):
-  return _conv_mm(x, kernel, padding), (x, kernel)
+def _conv_fast_fwd(x, kernel, padding, form):
+  # The primal through the custom_vjp function itself, not _CONV[form]: under a
+  # higher-order derivative the forward pass is differentiated too, and must
+  # use these rules rather than autodiff's.
+  return _conv_fast(x, kernel, padding, form), (x, kernel)
 
 
-def _conv_fast_bwd(padding, res, g):
+def _conv_fast_bwd(padding, form, res, g):
   x, kernel = res
   hw = kernel.shape[:2]
-  dx = _conv_fast(g, _flip_kernel(kernel), _transposed_padding(padding, hw))
-  dw = _wgrad_fast(x, g, padding, hw)
+  dx = _conv_fast(g, _flip_kernel(kernel, form), _transposed_padding(padding, hw), form)
+  dw = _wgrad_fast(x, g, padding, hw, form)
   return dx, dw
 
 
 _conv_fast.defvjp(_conv_fast_fwd, _conv_fast_bwd)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _wgrad_fast(x, g, padding, kernel_hw):
-  return _wgrad_mm(x, g, padding, kernel_hw)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _wgrad_fast(x, g, padding, kernel_hw, form):
+  return _WGRAD[form](x, g, padding, kernel_hw)
 
 
-def _wgrad_fast_fwd(x, g, padding, kernel_hw):
-  return _wgrad_mm(x, g, padding, kernel_hw), (x, g)
+def _wgrad_fast_fwd(x, g, padding, kernel_hw, form):
+  return _wgrad_fast(x, g, padding, kernel_hw, form), (x, g)
 
 
-def _wgrad_fast_bwd(padding, kernel_hw, res, h):
+def _wgrad_fast_bwd(padding, kernel_hw, form, res, h):
   x, g = res
   # <h, wgrad(x, g)> = <h, dconv/dw> = <g, conv(x, h)>: bilinear in (x, g).
-  dg = _conv_fast(x, h, padding)
-  dx = _conv_fast(g, _flip_kernel(h), _transposed_padding(padding, kernel_hw))
+  dg = _conv_fast(x, h, padding, form)
+  dx = _conv_fast(g, _flip_kernel(h, form), _transposed_padding(padding, kernel_hw), form)
   return dx, dg
 
 
@@ -236,8 +289,12 @@ def conv2d(
       flipped kernel) and whose weight gradient has a VJP made of
       convolutions, so every derivative order is made of well-shaped
       products (reverse mode only: no ``jax.jvp``); ``"xla"`` calls
-      ``lax.conv_general_dilated``; ``"auto"`` is ``"matmul"`` on CPU and
-      ``"xla"`` elsewhere.
+      ``lax.conv_general_dilated`` and leaves its derivatives to JAX;
+      ``"xla_vjp"`` is ``lax.conv_general_dilated`` with the same
+      hand-written VJPs, every derivative of every order an NHWC/HWIO
+      ``lax.conv_general_dilated`` (reverse mode only), which XLA:CPU runs on
+      its convolution library also inside ``lax.scan``; ``"auto"`` is
+      ``"xla_vjp"`` on CPU and ``"xla"`` elsewhere.
 
   Returns:
     The outputs, shape ``(batch, out_height, out_width, out_channels)``.
@@ -255,10 +312,10 @@ def conv2d(
   if impl == "matmul":
     return _conv_mm(x, kernel, pads)
   if impl == "matmul_vjp":
-    return _conv_fast(x, kernel, pads)
-  return lax.conv_general_dilated(
-      x, kernel, window_strides=(1, 1), padding=pads,
-      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return _conv_fast(x, kernel, pads, "matmul")
+  if impl == "xla_vjp":
+    return _conv_fast(x, kernel, pads, "xla")
+  return _conv_xla(x, kernel, pads)
 
 
 def max_pool_2x2(x: jax.Array) -> jax.Array:
