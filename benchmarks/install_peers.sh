@@ -29,6 +29,8 @@
 set -euo pipefail
 
 PYTHON="${PYTHON:-python}"
+# An absolute path: the learn2learn build below runs in a temporary folder.
+case "$PYTHON" in */*) PYTHON="$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")" ;; esac
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0+cpu}"
 TORCHVISION_SPEC="${TORCHVISION_SPEC:-torchvision==0.28.0}"
 PIP=("$PYTHON" -m pip)
