@@ -544,7 +544,7 @@ def main(argv: Optional[list[str]] = None) -> list[dict]:
   p.add_argument("--mode", nargs="+", default=["scan"],
                  help="vmap | vmap_pertask | scan | chunked:C | jmeta[:mode[:C]]")
   p.add_argument("--conv-impl", nargs="+", default=["matmul"],
-                 choices=["auto", "matmul", "matmul_vjp", "xla"])
+                 choices=["auto", "matmul", "matmul_vjp", "xla", "xla_vjp"])
   p.add_argument("--meta-batch", type=int, default=32)
   p.add_argument("--queries", type=int, default=15)
   p.add_argument("--repeats", type=int, default=7)

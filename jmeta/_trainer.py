@@ -217,6 +217,7 @@ def train(options: dict[str, Any], *, progress: bool = True,
   t0 = time.time()
   trained_before = float(best["train_s"])
   first_block_s, val_s, last = None, 0.0, None
+  last_block_end = None
   bar = tqdm(total=iterations, initial=int(state.step), disable=not progress, unit="step",
              dynamic_ncols=True, file=sys.stderr)
   with open(metrics_path, "a" if resume else "w") as metrics_log:
@@ -228,9 +229,13 @@ def train(options: dict[str, Any], *, progress: bool = True,
       if first_block_s is None:
         first_block_s = now - t0
       done = record["step"]
-      # The budget counts training time after each process's first (compiling) block.
+      # The budget counts training time after each process's first (compiling) block. Training
+      # stops at the block boundary nearest the budget: when the next block, as long as the last
+      # one, would end further past the budget than stopping now falls short of it.
       trained = trained_before + (now - t0 - first_block_s)
-      over = budget is not None and trained >= budget
+      block_s = 0.0 if last_block_end is None else now - last_block_end
+      last_block_end = now
+      over = budget is not None and trained + block_s / 2 >= budget
       finished = over or done >= iterations
       if validating and (done // cfg["val_every"] > prev // cfg["val_every"] or finished):
         tv = time.time()

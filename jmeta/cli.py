@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     help="validation tasks (0: no validation; the final meta-parameters are meta-tested)"
     + _defaults("val_tasks"))
   a("--time-budget", type=_positive_float, default=None,
-    help="stop meta-training after this many seconds of training (compiling blocks excluded;"
+    help="stop meta-training at the block boundary nearest this many seconds of training"
+    " (compiling blocks excluded;"
     " summed over resumed runs; default: none, omniglot on a CPU 900)")
   a("--task-map", choices=("auto", "vmap", "scan", "chunked"), default=None,
     help="how the meta-step maps tasks (default auto)")
