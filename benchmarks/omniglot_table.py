@@ -253,7 +253,8 @@ def plot_curves(rows: list[dict]) -> None:
   if not with_curves:
     return
   settings = sorted({(r["ways"], r["shots"]) for r in with_curves})
-  fig, axes = plt.subplots(1, len(settings), figsize=(4.5 * len(settings), 3.6), squeeze=False)
+  fig, axes = plt.subplots(1, len(settings), figsize=(max(6.0, 4.5 * len(settings)), 3.8),
+                           squeeze=False)
   for ax, (ways, shots) in zip(axes[0], settings):
     for i, r in enumerate(x for x in with_curves if (x["ways"], x["shots"]) == (ways, shots)):
       steps, acc = zip(*r["curve"])
@@ -265,7 +266,8 @@ def plot_curves(rows: list[dict]) -> None:
     ax.set_ylabel("validation accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-  fig.suptitle("Omniglot: validation accuracy vs meta-steps (dashed: paper test accuracy)")
+  fig.suptitle("Omniglot: validation accuracy vs meta-steps (dashed: paper test accuracy)",
+               fontsize=9)
   fig.tight_layout()
   fig.savefig(RESULTS / "omniglot_curves.png", dpi=110)
   plt.close(fig)
