@@ -71,12 +71,13 @@ def main(argv: list[str]) -> int:
   r.add_argument("--budget-min", type=float, default=None,
                  help="wall-clock budget per suite in minutes; jobs past it are reported as skipped")
   r.add_argument("--meta-batch", type=int, default=None,
-                 help="Omniglot meta-batch of the speed suite (default 16; 4 with --quick)")
+                 help="Omniglot meta-batch of the speed suite (default 16; 4 with --quick) and"
+                 " of the conv suite (default 8; 2 with --quick)")
   r.add_argument("--configs", default=None,
-                 help="speed suite: comma-separated config names or prefixes to run, in this"
-                 " order (e.g. omniglot,sinusoid-1step; default all)")
+                 help="speed and conv suites: comma-separated config names or prefixes to run,"
+                 " in this order (e.g. omniglot,sinusoid-1step or conv-maml-5w; default all)")
   r.add_argument("--speed-only", action="store_true",
-                 help="speed suite: gradient checks and interleaved timings only (no fresh-process"
+                 help="speed and conv suites: gradient checks and interleaved timings only (no fresh-process"
                  " import/first-call/peak-RSS jobs, no profile)")
   r.add_argument("--torch-device", choices=("cpu", "cuda"), default=None,
                  help="where the PyTorch peers run (default cpu; sets BENCH_TORCH_DEVICE)")
@@ -87,9 +88,11 @@ def main(argv: list[str]) -> int:
     os.environ["BENCH_TORCH_DEVICE"] = args.torch_device  # inherited by every worker
   configs = tuple(c for c in args.configs.split(",") if c) if args.configs else None
   if configs:
-    from benchmarks._suites import speed_configs
+    from benchmarks._suites import SUITE_CONFIGS
+    if args.suite not in SUITE_CONFIGS:
+      p.error(f"--configs: only the {sorted(SUITE_CONFIGS)} suites choose configs")
     try:
-      speed_configs(args.quick, args.meta_batch, configs)
+      SUITE_CONFIGS[args.suite](args.quick, args.meta_batch, configs)
     except ValueError as e:
       p.error(str(e))
   command = "python -m benchmarks " + " ".join(argv)

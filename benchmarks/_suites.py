@@ -11,12 +11,15 @@ import sys
 from typing import Any, Callable
 
 from benchmarks import _configs, _harness, _report, _stats, _worker
+from benchmarks._worker import PLAIN_JAX
 from benchmarks.peers import PEERS
 
 Log = Callable[[str], None]
 
-# Targets of issue 8 (jmeta/peer meta-steps per second).
-SPEED_TARGETS = [("sinusoid-5step", "learn2learn", 30.0), ("sinusoid-5step", "torch.func", 5.0),
+# Targets of issue 8 (jmeta/peer meta-steps per second) and issue 15 (jmeta
+# within 10% of the hand-written JAX step on sinusoid MAML).
+SPEED_TARGETS = [("sinusoid-1step", "jax", 0.9), ("sinusoid-5step", "jax", 0.9),
+                 ("sinusoid-5step", "learn2learn", 30.0), ("sinusoid-5step", "torch.func", 5.0),
                  ("sinusoid-1step", "learn2learn", 30.0), ("sinusoid-1step", "torch.func", 5.0),
                  ("omniglot", "learn2learn", 2.0)]
 
@@ -85,6 +88,11 @@ def speed_configs(quick: bool, meta_batch: int | None = None,
   tasks = meta_batch if meta_batch is not None else (4 if quick else 16)
   configs = [_configs.sinusoid_config(1), _configs.sinusoid_config(5),
              _configs.omniglot_config(tasks=tasks)]
+  return _pick(configs, names)
+
+
+def _pick(configs: list[_configs.Config], names: tuple[str, ...] | None) -> list[_configs.Config]:
+  """The configs whose name starts with one of ``names``, in that order (all for None)."""
   if names is None:
     return configs
   picked = []
@@ -96,14 +104,20 @@ def speed_configs(quick: bool, meta_batch: int | None = None,
   return picked
 
 
-def speed(ctx: Ctx) -> dict:
+def _measure(ctx: Ctx, configs: list[_configs.Config], peers: list[str], peak: dict,
+             kind: str) -> tuple[list, dict, dict]:
+  """Gradient checks, interleaved timings and fresh-process figures of ``configs``.
+
+  Every config is timed for jmeta, the hand-written JAX steps (``jax``,
+  ``jax-scan``, after the same gradient gate as the peers) and ``peers``.
+
+  Returns:
+    ``(sections, data, ratios)``: a report section per config, the raw job
+    results per config name, and the gated jmeta/other ratios per config name.
+  """
   q = ctx.quick
-  configs = speed_configs(q, ctx.meta_batch, ctx.configs)
-  peers = ctx.available_peers()
-  sections, data, targets, ratios_all = [], {}, [], {}
-  peak = ctx.job({"kind": "peak", "n": 1024 if q else 2048, "reps": 5 if q else 10},
-                          timeout=600)
-  data["peak"] = peak
+  sections, data, ratios_all = [], {}, {}
+  others = list(PLAIN_JAX) + peers
   # Gradient checks and interleaved timings of every config first, then the
   # fresh-process figures (import, first call, peak RSS): a time budget that
   # runs out skips the latter, not a config's speed.
@@ -111,21 +125,21 @@ def speed(ctx: Ctx) -> dict:
   for cfg in configs:
     ctx.log(f"== {cfg.name}")
     grad_cfg = cfg.replace(tasks=min(cfg.tasks, 2)) if cfg.model == "conv" else cfg
-    grad = ctx.job({"kind": "grad", "config": grad_cfg.to_dict(), "peers": peers},
+    grad = ctx.job({"kind": "grad", "config": grad_cfg.to_dict(), "peers": others},
                    timeout=1800, env=_worker.grad_env())
-    impls = ["jmeta"] + (["jmeta-scan"] if cfg.model == "mlp" else []) + peers
+    impls = ["jmeta"] + (["jmeta-scan"] if cfg.model == "mlp" else []) + others
     sp = ctx.job({"kind": "speed", "config": cfg.to_dict(), "impls": impls,
-                           "rounds": 3 if q else 7, "round_s": 0.3 if q else 1.0,
-                           "budget_s": 60 if q else 300, "scan": 16},
-                          timeout=1800)
+                  "rounds": 3 if q else 7, "round_s": 0.3 if q else 1.0,
+                  "budget_s": 60 if q else 300, "scan": 16},
+                 timeout=1800)
     measured[cfg.name] = (grad_cfg, grad, impls, sp)
   for cfg in configs:
     grad_cfg, grad, impls, sp = measured[cfg.name]
     singles = {}
     for name in impls if not ctx.speed_only else []:
       singles[name] = ctx.job({"kind": "single", "config": cfg.to_dict(), "impl": name,
-                                        "steps": 2 if cfg.model == "conv" else 5},
-                                       timeout=900)
+                               "steps": 2 if cfg.model == "conv" else 5},
+                              timeout=900)
     rows, ratios = _harness.speed_rows(sp, grad, singles)
     rows += ctx.missing_rows(len(_harness.SPEED_HEADERS))
     ratios_all[cfg.name] = ratios
@@ -153,20 +167,51 @@ def speed(ctx: Ctx) -> dict:
       notes = "; ".join(x for x in [notes, (
           f"float32 meta-gradient error against the float64 reference (max rel diff): {errs}")] if x)
     text = (f"Config: `{cfg.to_dict()}`. Same initial weights and task batches in every "
-            f"implementation; timed rounds interleave implementations (jmeta, peers, jmeta, ...) "
-            f"in one process; ratio = jmeta steps/s / peer steps/s paired by round. "
+            f"implementation; timed rounds interleave implementations (jmeta, jax, peers, jmeta, "
+            f"...) in one process; ratio = jmeta steps/s / other steps/s paired by round. "
+            f"`jax` and `jax-scan` are hand-written meta-steps in plain JAX "
+            f"(`benchmarks/_plain_jax.py`: `jit` with donation, inner loop `lax.scan`, tasks "
+            f"`vmap`-ed or `lax.scan`-ned), so their ratio is jmeta's overhead. "
             f"Gradient check on {grad_cfg.tasks} task(s). Import, first call and peak RSS "
-            f"from a separate fresh process per implementation. `jmeta-scan` runs 16 meta-steps "
-            f"per dispatch (`lax.scan` over `MetaStep.step_fn` inside one `jit`)."
+            f"from a separate fresh process per implementation."
+            + (" `jmeta-scan` runs 16 meta-steps per dispatch (`lax.scan` over "
+               "`MetaStep.step_fn` inside one `jit`)." if "jmeta-scan" in impls else "")
             + (f"\n\nGradient-check notes: {notes}." if notes else "") + eff)
-    fig = _report.bar_plot(os.path.join(ctx.out_dir, f"speed_{_sanitize(cfg.name)}.png"),
-                           [r[0] for r in rows if isinstance(r[1], str) and not r[1].startswith(("n/a", "not run"))],
-                           [_stats.median(sp["impls"][r[0]]["rates"]) for r in rows
-                            if isinstance(r[1], str) and not r[1].startswith(("n/a", "not run"))],
-                           f"MAML {cfg.name}: meta-steps/s (higher is better)", "meta-steps/s")
+    shown = [r[0] for r in rows if isinstance(r[1], str) and not r[1].startswith(("n/a", "not run"))]
+    fig = _report.bar_plot(os.path.join(ctx.out_dir, f"{kind}_{_sanitize(cfg.name)}.png"), shown,
+                           [_stats.median(sp["impls"][n]["rates"]) for n in shown],
+                           f"{cfg.algo} {cfg.name}: meta-steps/s (higher is better)", "meta-steps/s")
     sections.append({"title": f"Speed: {cfg.name}", "text": text,
                      "table": {"headers": _harness.SPEED_HEADERS, "rows": rows}, "figure": fig})
     data[cfg.name] = {"grad": grad, "speed": sp, "singles": singles, "ratios": ratios}
+  return sections, data, ratios_all
+
+
+def _peak(ctx: Ctx) -> dict:
+  """The machine's float32 matmul rate (the compute-efficiency figures' denominator)."""
+  return ctx.job({"kind": "peak", "n": 1024 if ctx.quick else 2048,
+                  "reps": 5 if ctx.quick else 10}, timeout=600)
+
+
+def _ratio_targets(ratios_all: dict, goals) -> list[dict]:
+  targets = []
+  for key, peer, goal in goals:
+    name = next((c for c in ratios_all if c.startswith(key)), None)
+    r = ratios_all.get(name, {}).get(peer) if name else None
+    v = _stats.target_verdict(r["median"] if r else None, goal)
+    targets.append({"name": f"{name or key}: jmeta vs {peer} meta-steps/s", "goal": f">= {goal:g}x",
+                    "measured": v["measured"],
+                    "measured_text": f"{v['measured']:.3g}x" if v["measured"] else "not measured",
+                    "met": v["met"], "by": f"{v['factor']:.2f} of target" if v["factor"] else "-"})
+  return targets
+
+
+def speed(ctx: Ctx) -> dict:
+  q = ctx.quick
+  configs = speed_configs(q, ctx.meta_batch, ctx.configs)
+  peak = _peak(ctx)
+  sections, data, ratios_all = _measure(ctx, configs, ctx.available_peers(), peak, "speed")
+  data["peak"] = peak
   prow = []
   for cfg in configs:
     if cfg.model != "mlp" or ctx.speed_only:
@@ -177,7 +222,7 @@ def speed(ctx: Ctx) -> dict:
     if pr.get("ok"):
       us = lambda k: None if pr.get(k) is None else pr[k] * 1e6
       prow.append([cfg.name, us("update_s"), us("jit_step_fn_s"), us("dispatch_only_s"),
-                   us("validate_only_s"), us("scan16_per_step_s"), pr["n_state_leaves"]])
+                   us("update_overhead_s"), us("scan16_per_step_s"), pr["n_state_leaves"]])
     else:
       prow.append([cfg.name, f"failed: {pr.get('error')}"] + ["-"] * 5)
   sections.append({
@@ -186,25 +231,17 @@ def speed(ctx: Ctx) -> dict:
               "(Python validation of the task batch + the jitted step); `jit(step_fn)` the same "
               "computation called directly; `dispatch only` a jitted function taking and returning "
               "the same pytrees with next to no compute (the floor of one call from Python); "
-              "`validation` `_check_tasks` alone; `scan16` 16 meta-steps in one dispatch "
-              "(`lax.scan` over `step_fn`), per meta-step.",
+              "`update() - jit(step_fn)` what `update` adds (its checks of the task batch); "
+              "`scan16` 16 meta-steps in one dispatch (`lax.scan` over `step_fn`), per meta-step.",
       "table": {"headers": ["config", "update() us", "jit(step_fn) us", "dispatch only us",
-                            "validation us", "scan16 per step us", "state leaves"],
+                            "update() - jit(step_fn) us", "scan16 per step us", "state leaves"],
                 "rows": prow}})
-  for key, peer, goal in SPEED_TARGETS:
-    name = next((c for c in ratios_all if c.startswith(key)), None)
-    r = ratios_all.get(name, {}).get(peer) if name else None
-    v = _stats.target_verdict(r["median"] if r else None, goal)
-    targets.append({"name": f"{name or key}: jmeta vs {peer} meta-steps/s", "goal": f">= {goal:g}x",
-                    "measured": v["measured"],
-                    "measured_text": f"{v['measured']:.3g}x" if v["measured"] else "not measured",
-                    "met": v["met"], "by": f"{v['factor']:.2f} of target" if v["factor"] else "-"})
+  targets = _ratio_targets(ratios_all, SPEED_TARGETS)
   # Memory beside speed: jmeta's peak RSS against every peer's, per config.
   for cfg in configs:
     singles = data[cfg.name]["singles"]
     j = singles.get("jmeta", {})
-    others = {p: s["peak_rss_mb"] for p, s in singles.items()
-              if not p.startswith("jmeta") and s.get("ok")}
+    others = {p: s["peak_rss_mb"] for p, s in singles.items() if p in PEERS and s.get("ok")}
     if j.get("ok") and others:
       worst = min(others.values())
       targets.append({"name": f"{cfg.name}: jmeta peak RSS <= every peer's", "goal": "<= min peer",
@@ -213,6 +250,58 @@ def speed(ctx: Ctx) -> dict:
                       "met": j["peak_rss_mb"] <= worst, "by": f"{j['peak_rss_mb'] / worst:.2f}x"})
   return {"configs": [c.to_dict() for c in configs], "sections": sections,
           "targets": targets, "data": data}
+
+
+# --------------------------------------------------------------------------
+CONV_ALGOS = (("maml", False), ("maml", True), ("anil", False), ("protonet", False))
+
+
+def conv_configs(quick: bool, meta_batch: int | None = None,
+                 names: tuple[str, ...] | None = None) -> list[_configs.Config]:
+  """The conv suite's configs: MAML, FOMAML, ANIL, ProtoNets at 5 and 20 ways, 1 shot.
+
+  Args:
+    quick: 5-way only and a meta-batch of 2 instead of 8.
+    meta_batch: the meta-batch instead of that default (32 is Finn et al.'s).
+    names: keep only the configs whose name starts with one of these, in this
+      order (e.g. ``("conv-maml-5w",)``).
+
+  Raises:
+    ValueError: a name that matches no config.
+  """
+  tasks = meta_batch if meta_batch is not None else (2 if quick else 8)
+  configs = [_configs.conv_config(algo, ways, tasks, first_order=fo)
+             for ways in ((5,) if quick else (5, 20)) for algo, fo in CONV_ALGOS]
+  return _pick(configs, names)
+
+
+def conv(ctx: Ctx) -> dict:
+  """The 4-block conv net under four algorithms: jmeta, plain JAX and learn2learn."""
+  configs = conv_configs(ctx.quick, ctx.meta_batch, ctx.configs)
+  peers = [p for p in ctx.available_peers() if p == "learn2learn"]
+  peak = _peak(ctx)
+  sections, data, ratios_all = _measure(ctx, configs, peers, peak, "conv")
+  data["peak"] = peak
+  rows = []
+  for cfg in configs:
+    r = ratios_all.get(cfg.name, {})
+    cell = lambda k: f"{r[k]['median']:.3g}x [{r[k]['min']:.3g}-{r[k]['max']:.3g}]" if k in r else "-"
+    rates = ((data[cfg.name]["speed"].get("impls") or {}).get("jmeta") or {}).get("rates")
+    rows.append([cfg.name, _stats.median(rates) if rates else None,
+                 cell("jax"), cell("jax-scan"), cell("learn2learn")])
+  sections.insert(0, {
+      "title": "Conv nets: jmeta against hand-written JAX and learn2learn",
+      "text": "Omniglot-shaped random episodes (28x28, 15 queries per class), the 4-block conv "
+              "net (64 filters, batch statistics), one inner SGD step of 0.4 (ProtoNets: none), "
+              "Adam 1e-3 outside. jmeta runs its CPU default (`task_map=\"auto\"`: a scan over "
+              "image tasks, the matmul conv path); `jax` vmaps over tasks and `jax-scan` scans, "
+              "both with `lax.conv_general_dilated`. Ratios are jmeta steps/s over the other's, "
+              "paired by round, shown only after the meta-gradients agreed. A missing peer is "
+              "reported below (`bash benchmarks/install_peers.sh`).",
+      "table": {"headers": ["config", "jmeta meta-steps/s", "jmeta/jax", "jmeta/jax-scan",
+                            "jmeta/learn2learn"], "rows": rows}})
+  return {"configs": [c.to_dict() for c in configs], "sections": sections,
+          "targets": [], "data": data}
 
 
 # --------------------------------------------------------------------------
@@ -400,4 +489,7 @@ def scaling(ctx: Ctx) -> dict:
           "targets": [], "data": data}
 
 
-SUITES = {"speed": speed, "memory": memory, "accuracy": accuracy, "scaling": scaling}
+SUITES = {"speed": speed, "conv": conv, "memory": memory, "accuracy": accuracy,
+          "scaling": scaling}
+# The suites whose --configs/--meta-batch choose among configs.
+SUITE_CONFIGS = {"speed": speed_configs, "conv": conv_configs}
