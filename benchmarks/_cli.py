@@ -1,9 +1,11 @@
-"""The command line: ``python -m benchmarks run SUITE [--out DIR] [--quick]``."""
+"""The command line: ``python -m benchmarks {list,run} ...``."""
 
 from __future__ import annotations
 
 import argparse
+import ast
 import datetime as _dt
+import glob
 import os
 import sys
 import time
@@ -51,6 +53,57 @@ def run_suite(name: str, out_dir: str, quick: bool, command: str,
   return run
 
 
+# README figures of the experiments that stay at benchmarks/ (other sessions own
+# their content) and do not declare README_FIGURE themselves.
+_FIGURES_ELSEWHERE = {
+    "benchmarks.omniglot_table": "README 'Omniglot (time-budgeted on CPU)' table "
+                                 "(benchmarks/results/omniglot_table.md)",
+    "benchmarks.meta_rl": "README 'Meta-reinforcement learning': the 2D navigation comparison",
+}
+
+
+def readme_figure(path: str) -> str | None:
+  """The ``README_FIGURE`` string a module declares, read without importing it."""
+  with open(path) as f:
+    tree = ast.parse(f.read(), path)
+  for node in tree.body:
+    if (isinstance(node, ast.Assign) and len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "README_FIGURE"):
+      value = ast.literal_eval(node.value)
+      return value if isinstance(value, str) else None
+  return None
+
+
+def experiments() -> dict[str, str | None]:
+  """Every experiment module (``python -m NAME``) and the README figure it produces.
+
+  The modules of ``benchmarks/experiments/``, the public top-level modules of
+  ``benchmarks/`` that are not the harness, and ``benchmarks.gpu.run``.
+  """
+  here = os.path.dirname(os.path.abspath(__file__))
+  paths = sorted(glob.glob(os.path.join(here, "experiments", "*.py")))
+  paths += sorted(glob.glob(os.path.join(here, "*.py"))) + [os.path.join(here, "gpu", "run.py")]
+  out = {}
+  for path in paths:
+    rel = os.path.relpath(path, os.path.dirname(here))[:-3]
+    if os.path.basename(rel).startswith("_"):
+      continue
+    name = rel.replace(os.sep, ".")
+    out[name] = readme_figure(path) or _FIGURES_ELSEWHERE.get(name)
+  return out
+
+
+def list_all() -> str:
+  """The text of ``python -m benchmarks list``: suites, experiments, their README figures."""
+  from benchmarks._suites import SUITE_FIGURES, SUITES
+  lines = ["Suites (python -m benchmarks run SUITE [--quick]):"]
+  lines += [f"  {name:<10} {SUITE_FIGURES[name]}" for name in SUITES]
+  lines += ["", "Experiments (python -m MODULE --help):"]
+  for name, fig in experiments().items():
+    lines.append(f"  {name:<44} {fig or 'README_FIGURE missing'}")
+  return "\n".join(lines)
+
+
 def _jax_backend() -> str:
   try:
     import jax
@@ -64,6 +117,7 @@ def main(argv: list[str]) -> int:
   p = argparse.ArgumentParser(prog="python -m benchmarks",
                               description="jmeta against learn2learn, higher, TorchOpt and torch.func.")
   sub = p.add_subparsers(dest="cmd", required=True)
+  sub.add_parser("list", help="every suite and experiment, and the README figure it produces")
   r = sub.add_parser("run", help="run a suite")
   r.add_argument("suite", choices=sorted(SUITES) + ["all"])
   r.add_argument("--out", default=None, help="results folder (default benchmarks/results/<suite>-<timestamp>/)")
@@ -82,6 +136,9 @@ def main(argv: list[str]) -> int:
   r.add_argument("--torch-device", choices=("cpu", "cuda"), default=None,
                  help="where the PyTorch peers run (default cpu; sets BENCH_TORCH_DEVICE)")
   args = p.parse_args(argv)
+  if args.cmd == "list":
+    print(list_all())
+    return 0
   if args.meta_batch is not None and args.meta_batch < 1:
     p.error(f"--meta-batch: expected a positive integer, got {args.meta_batch}")
   if args.torch_device:

@@ -77,22 +77,25 @@ def to_arrays(cfg: Config, batch, dtype) -> tuple:
 def mlp(p: dict, x):
   """The 1-40-40-1 ReLU MLP, ``x`` of shape ``(n, 1)``."""
   import jax
-  h = jax.nn.relu(x @ p["l0.weight"] + p["l0.bias"])
-  h = jax.nn.relu(h @ p["l1.weight"] + p["l1.bias"])
-  return h @ p["l2.weight"] + p["l2.bias"]
+  row = lambda b: b.reshape(1, -1)  # explicit broadcasting (no rank promotion)
+  h = jax.nn.relu(x @ p["l0.weight"] + row(p["l0.bias"]))
+  h = jax.nn.relu(h @ p["l1.weight"] + row(p["l1.bias"]))
+  return h @ p["l2.weight"] + row(p["l2.bias"])
 
 
 def conv_features(p: dict, x):
   """4 x [conv 3x3 'same', batch-statistics norm, ReLU, 2x2 max-pool], flattened as NCHW."""
   import jax
   from jax import lax
+  channel = lambda v: v.reshape(1, 1, 1, -1)
   for i in range(4):
     x = lax.conv_general_dilated(x, p[f"conv{i}.weight"], (1, 1), "SAME",
                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    x = x + p[f"conv{i}.bias"]
-    mean = x.mean(axis=(0, 1, 2))
-    var = ((x - mean) ** 2).mean(axis=(0, 1, 2))
-    x = (x - mean) * lax.rsqrt(var + 1e-5) * p[f"norm{i}.weight"] + p[f"norm{i}.bias"]
+    x = x + channel(p[f"conv{i}.bias"])
+    mean = x.mean(axis=(0, 1, 2), keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=(0, 1, 2), keepdims=True)
+    x = (x - mean) * lax.rsqrt(var + 1e-5) * channel(p[f"norm{i}.weight"]) \
+        + channel(p[f"norm{i}.bias"])
     x = jax.nn.relu(x)
     n, h, w, c = x.shape
     x = x[:, :h // 2 * 2, :w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
@@ -100,7 +103,7 @@ def conv_features(p: dict, x):
 
 
 def linear_head(p: dict, f):
-  return f @ p["head.weight"] + p["head.bias"]
+  return f @ p["head.weight"] + p["head.bias"].reshape(1, -1)
 
 
 def cross_entropy(logits, labels):

@@ -363,7 +363,7 @@ def memory(ctx: Ctx) -> dict:
 # markdown file it writes). "{out}" is this run's folder. None: not run in that
 # mode (with the reason).
 ACCURACY = {
-    "benchmarks.sinusoid_table": (
+    "benchmarks.experiments.sinusoid_table": (
         ["--iterations", "1000", "--shots", "10", "--algos", "maml", "--eval-tasks", "200",
          "--out", "{out}/sinusoid_table"], [], "sinusoid_table.md"),
     "benchmarks.omniglot_table": (
@@ -376,7 +376,9 @@ QUICK_SKIP = {"benchmarks.omniglot_table": "skipped with --quick: it writes into
 def accuracy(ctx: Ctx) -> dict:
   import time as _time
   here = os.path.dirname(os.path.abspath(__file__))
-  found = {f"benchmarks.{os.path.basename(p)[:-3]}" for p in glob.glob(os.path.join(here, "*_table.py"))}
+  found = {f"benchmarks.{os.path.relpath(p, here)[:-3].replace(os.sep, '.')}"
+           for pattern in ("*_table.py", os.path.join("experiments", "*_table.py"))
+           for p in glob.glob(os.path.join(here, pattern))}
   mods = list(dict.fromkeys(list(ACCURACY) + sorted(found)))
   rows, data, sections = [], {}, []
   for mod in mods:
@@ -489,6 +491,19 @@ def scaling(ctx: Ctx) -> dict:
           "targets": [], "data": data}
 
 
+# What README figure each suite produces (``python -m benchmarks list``).
+SUITE_FIGURES = {
+    "speed": "README 'Speed and memory against the peers': the sinusoid and Omniglot table "
+             "(jmeta against the peers and against hand-written JAX, peak RSS)",
+    "conv": "README 'Speed and memory against the peers': the conv-net table (jmeta/learn2learn "
+            "and jmeta/jax per algorithm at 5 and 20 ways, meta-batch 8) and, with --configs "
+            "conv-maml-5w --meta-batch 32, the meta-batch 32 line",
+    "memory": "none: peak RSS against 1-1000 inner steps, jmeta beside the peers (the README's "
+              "remat table is benchmarks.experiments.remat_memory)",
+    "accuracy": "README 'Sinusoid regression' and 'Omniglot' tables (runs "
+                "benchmarks.experiments.sinusoid_table and benchmarks.omniglot_table)",
+    "scaling": "none: tasks/s against meta-batch 1-256 and virtual device counts",
+}
 SUITES = {"speed": speed, "conv": conv, "memory": memory, "accuracy": accuracy,
           "scaling": scaling}
 # The suites whose --configs/--meta-batch choose among configs.
