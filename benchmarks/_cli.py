@@ -1,4 +1,4 @@
-"""The command line: ``python -m benchmarks {list,run} ...``."""
+"""The command line: ``python -m benchmarks {list,run,compare} ...``."""
 
 from __future__ import annotations
 
@@ -24,13 +24,14 @@ def _log(msg: str) -> None:
 
 def run_suite(name: str, out_dir: str, quick: bool, command: str,
               budget_s: float | None = None, meta_batch: int | None = None,
-              configs: tuple[str, ...] | None = None, speed_only: bool = False) -> dict:
+              configs: tuple[str, ...] | None = None, speed_only: bool = False,
+              rounds: int | None = None) -> dict:
   """Runs one suite and writes its results folder and ``latest_<name>.md``."""
   started = _now()
   load0 = _machine.load_average()
   t = time.perf_counter()
   ctx = Ctx(quick, out_dir, _log, budget_s, meta_batch=meta_batch, configs=configs,
-            speed_only=speed_only)
+            speed_only=speed_only, rounds=rounds)
   _log(f"# suite {name} -> {out_dir}")
   body = SUITES[name](ctx)
   try:  # the raw measurements first, so a report bug cannot lose a long run
@@ -118,6 +119,10 @@ def main(argv: list[str]) -> int:
                               description="jmeta against learn2learn, higher, TorchOpt and torch.func.")
   sub = p.add_subparsers(dest="cmd", required=True)
   sub.add_parser("list", help="every suite and experiment, and the README figure it produces")
+  c = sub.add_parser("compare", help="runs of one suite side by side (e.g. jax 0.10 against 0.12)")
+  c.add_argument("runs", nargs="+", help="results folders (or results.json files); the first is the"
+                 " baseline")
+  c.add_argument("--out", default=None, help="also write the markdown here")
   r = sub.add_parser("run", help="run a suite")
   r.add_argument("suite", choices=sorted(SUITES) + ["all"])
   r.add_argument("--out", default=None, help="results folder (default benchmarks/results/<suite>-<timestamp>/)")
@@ -130,6 +135,8 @@ def main(argv: list[str]) -> int:
   r.add_argument("--configs", default=None,
                  help="speed and conv suites: comma-separated config names or prefixes to run,"
                  " in this order (e.g. omniglot,sinusoid-1step or conv-maml-5w; default all)")
+  r.add_argument("--rounds", type=int, default=None,
+                 help="speed and conv suites: interleaved timed rounds (default 7; 3 with --quick)")
   r.add_argument("--speed-only", action="store_true",
                  help="speed and conv suites: gradient checks and interleaved timings only (no fresh-process"
                  " import/first-call/peak-RSS jobs, no profile)")
@@ -139,8 +146,17 @@ def main(argv: list[str]) -> int:
   if args.cmd == "list":
     print(list_all())
     return 0
+  if args.cmd == "compare":
+    from benchmarks import _compare
+    try:
+      print(_compare.main(args.runs, args.out), end="")
+    except (OSError, ValueError) as e:
+      p.error(str(e))
+    return 0
   if args.meta_batch is not None and args.meta_batch < 1:
     p.error(f"--meta-batch: expected a positive integer, got {args.meta_batch}")
+  if args.rounds is not None and args.rounds < 3:
+    p.error(f"--rounds: expected an integer >= 3, got {args.rounds}")
   if args.torch_device:
     os.environ["BENCH_TORCH_DEVICE"] = args.torch_device  # inherited by every worker
   configs = tuple(c for c in args.configs.split(",") if c) if args.configs else None
@@ -161,7 +177,8 @@ def main(argv: list[str]) -> int:
       out = args.out or _report.default_out_dir(name)
     run_suite(name, out, args.quick, command,
               None if args.budget_min is None else 60 * args.budget_min,
-              meta_batch=args.meta_batch, configs=configs, speed_only=args.speed_only)
+              meta_batch=args.meta_batch, configs=configs, speed_only=args.speed_only,
+              rounds=args.rounds)
   return 0
 
 

@@ -29,12 +29,13 @@ class Ctx:
 
   def __init__(self, quick: bool, out_dir: str, log: Log, budget_s: float | None = None,
                meta_batch: int | None = None, configs: tuple[str, ...] | None = None,
-               speed_only: bool = False):
+               speed_only: bool = False, rounds: int | None = None):
     import time
     self.quick, self.out_dir, self.log = quick, out_dir, log
     self.meta_batch = meta_batch  # Omniglot meta-batch of the speed suite (None: its default)
     self.configs = configs  # speed-suite config names (or prefixes) to run, in this order
     self.speed_only = speed_only  # speed suite: no fresh-process figures, no profile
+    self.rounds = rounds  # interleaved timed rounds of the speed and conv suites (None: default)
     self._peers = None
     self.deadline = None if budget_s is None else time.monotonic() + budget_s
     self.budget_s = budget_s
@@ -129,8 +130,8 @@ def _measure(ctx: Ctx, configs: list[_configs.Config], peers: list[str], peak: d
                    timeout=1800, env=_worker.grad_env())
     impls = ["jmeta"] + (["jmeta-scan"] if cfg.model == "mlp" else []) + others
     sp = ctx.job({"kind": "speed", "config": cfg.to_dict(), "impls": impls,
-                  "rounds": 3 if q else 7, "round_s": 0.3 if q else 1.0,
-                  "budget_s": 60 if q else 300, "scan": 16},
+                  "rounds": ctx.rounds or (3 if q else 7), "round_s": 0.3 if q else 1.0,
+                  "budget_s": (60 if q else 300) * max(1.0, (ctx.rounds or 0) / 7), "scan": 16},
                  timeout=1800)
     measured[cfg.name] = (grad_cfg, grad, impls, sp)
   for cfg in configs:
@@ -193,6 +194,18 @@ def _peak(ctx: Ctx) -> dict:
                   "reps": 5 if ctx.quick else 10}, timeout=600)
 
 
+def _ratio_table(configs, data: dict, ratios_all: dict, others: list[str]) -> dict:
+  """Per config: jmeta's median meta-steps/s and its gated ratio over each of ``others``."""
+  rows = []
+  for cfg in configs:
+    r = ratios_all.get(cfg.name, {})
+    cell = lambda k: f"{r[k]['median']:.3g}x [{r[k]['min']:.3g}-{r[k]['max']:.3g}]" if k in r else "-"
+    rates = ((data[cfg.name]["speed"].get("impls") or {}).get("jmeta") or {}).get("rates")
+    rows.append([cfg.name, _stats.median(rates) if rates else None] + [cell(k) for k in others])
+  return {"headers": ["config", "jmeta meta-steps/s"] + [f"jmeta/{k} median [min-max]" for k in others],
+          "rows": rows}
+
+
 def _ratio_targets(ratios_all: dict, goals) -> list[dict]:
   targets = []
   for key, peer, goal in goals:
@@ -212,6 +225,14 @@ def speed(ctx: Ctx) -> dict:
   peak = _peak(ctx)
   sections, data, ratios_all = _measure(ctx, configs, ctx.available_peers(), peak, "speed")
   data["peak"] = peak
+  sections.insert(0, {
+      "title": "jmeta against hand-written JAX",
+      "text": "jmeta's `make_meta_step(...).update` (default metrics) over the same meta-step written "
+              "by hand in plain JAX (`benchmarks/_plain_jax.py`, one `jit` with donation): `jax` "
+              "vmaps over tasks, `jax-scan` scans over them. Paired by round; a ratio of 0.9 means "
+              "jmeta runs at 90% of the hand-written step's meta-steps/s. Versions are in the header "
+              "(`python -m benchmarks compare` puts runs on two JAX versions side by side).",
+      "table": _ratio_table(configs, data, ratios_all, list(PLAIN_JAX))})
   prow = []
   for cfg in configs:
     if cfg.model != "mlp" or ctx.speed_only:
@@ -282,13 +303,6 @@ def conv(ctx: Ctx) -> dict:
   peak = _peak(ctx)
   sections, data, ratios_all = _measure(ctx, configs, peers, peak, "conv")
   data["peak"] = peak
-  rows = []
-  for cfg in configs:
-    r = ratios_all.get(cfg.name, {})
-    cell = lambda k: f"{r[k]['median']:.3g}x [{r[k]['min']:.3g}-{r[k]['max']:.3g}]" if k in r else "-"
-    rates = ((data[cfg.name]["speed"].get("impls") or {}).get("jmeta") or {}).get("rates")
-    rows.append([cfg.name, _stats.median(rates) if rates else None,
-                 cell("jax"), cell("jax-scan"), cell("learn2learn")])
   sections.insert(0, {
       "title": "Conv nets: jmeta against hand-written JAX and learn2learn",
       "text": "Omniglot-shaped random episodes (28x28, 15 queries per class), the 4-block conv "
@@ -298,8 +312,7 @@ def conv(ctx: Ctx) -> dict:
               "both with `lax.conv_general_dilated`. Ratios are jmeta steps/s over the other's, "
               "paired by round, shown only after the meta-gradients agreed. A missing peer is "
               "reported below (`bash benchmarks/install_peers.sh`).",
-      "table": {"headers": ["config", "jmeta meta-steps/s", "jmeta/jax", "jmeta/jax-scan",
-                            "jmeta/learn2learn"], "rows": rows}})
+      "table": _ratio_table(configs, data, ratios_all, ["jax", "jax-scan", "learn2learn"])})
   return {"configs": [c.to_dict() for c in configs], "sections": sections,
           "targets": [], "data": data}
 

@@ -366,3 +366,32 @@ def test_plain_jax_conv_layout_and_step():
   impl.sync()
   assert np.isfinite(float(impl._loss))
   assert not np.allclose(np.asarray(impl.state[0]["conv0.weight"]), before)
+
+
+def test_conv_suite_table_from_canned_jobs(tmp_path):
+  # The suite's logic on canned worker results: the jax rows pass the same gate
+  # as a peer, and a disagreeing one gets no ratio.
+  from benchmarks import _suites
+
+  class FakeCtx(_suites.Ctx):
+    def job(self, job, *, timeout=900.0, env=None):
+      if job["kind"] == "peak":
+        return {"ok": True, "n": 8, "flops_per_s": 1e9}
+      if job["kind"] == "grad":
+        assert job["peers"] == ["jax", "jax-scan"] and "XLA_FLAGS" in env
+        return {"ok": True, "dtype": "float64", "rtol": 1e-6,
+                "peers": {"jax": {"rel_diff": 1e-13}, "jax-scan": {"rel_diff": 0.5}}}
+      assert job["kind"] == "speed" and job["impls"] == ["jmeta", "jax", "jax-scan"]
+      return {"ok": True, "impls": {"jmeta": {"rates": [2.0, 2.0, 3.0]},
+                                    "jax": {"rates": [1.0, 2.0, 1.0]},
+                                    "jax-scan": {"rates": [4.0, 4.0, 4.0]}}}
+
+  ctx = FakeCtx(True, str(tmp_path), lambda m: None, configs=("conv-protonet",), speed_only=True)
+  ctx._peers = {"learn2learn": "ModuleNotFoundError: torch"}
+  run = _suites.conv(ctx)
+  summary = run["sections"][0]["table"]["rows"]
+  assert summary == [["conv-protonet-5w1s-mb2", 2.0, "2x [1-3]", "-", "-"]]
+  rows = {r[0]: r for r in run["sections"][1]["table"]["rows"]}
+  assert rows["jax"][2].startswith("2x") and "agrees" in rows["jax"][3]
+  assert "withheld" in rows["jax-scan"][2]
+  assert rows["learn2learn"][1].startswith("not run")
