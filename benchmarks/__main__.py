@@ -1,8 +1,4 @@
-"""``python -m benchmarks run SUITE [--out DIR] [--quick]``.
-
-Suites: ``speed``, ``memory``, ``accuracy``, ``scaling``, ``all``. See
-``benchmarks/__init__.py``.
-"""
+"""``python -m benchmarks {list,run SUITE,compare RUN RUN}``; see ``benchmarks/__init__.py``."""
 
 from __future__ import annotations
 

@@ -18,10 +18,12 @@ from typing import Any
 
 import numpy as np
 
+ALGOS = ("maml", "anil", "protonet")
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  """One MAML benchmark configuration.
+  """One meta-learning benchmark configuration.
 
   Attributes:
     name: a short id used in tables and file names.
@@ -37,6 +39,9 @@ class Config:
     first_order: first-order MAML (all configs here are second order).
     remat: jmeta only: ``jax.checkpoint`` each inner step.
     image: image side (``conv`` only; 28 for Omniglot).
+    algo: ``"maml"`` (``first_order`` for FOMAML), ``"anil"`` (only the
+      linear head adapts; ``conv`` only) or ``"protonet"`` (Prototypical
+      Networks on the conv body, no inner loop; ``conv`` only).
   """
 
   name: str
@@ -51,6 +56,13 @@ class Config:
   first_order: bool = False
   remat: bool = False
   image: int = 28
+  algo: str = "maml"
+
+  def __post_init__(self):
+    if self.algo not in ALGOS:
+      raise ValueError(f"algo must be one of {ALGOS}; got {self.algo!r}")
+    if self.algo != "maml" and self.model != "conv":
+      raise ValueError(f"algo {self.algo!r} needs model 'conv'; got {self.model!r}")
 
   def replace(self, **kw) -> "Config":
     return dataclasses.replace(self, **kw)
@@ -74,6 +86,19 @@ def omniglot_config(tasks: int = 32, inner_steps: int = 1) -> Config:
   return Config(name=f"omniglot-5w1s-mb{tasks}", model="conv", tasks=tasks,
                 shots=1, queries=15, ways=5, inner_steps=inner_steps,
                 inner_lr=0.4)
+
+
+def conv_config(algo: str, ways: int = 5, tasks: int = 8, first_order: bool = False,
+                shots: int = 1, queries: int = 15) -> Config:
+  """The 4-block conv net on Omniglot-shaped episodes under ``algo``.
+
+  One inner SGD step of 0.4 for MAML, FOMAML and ANIL (Finn et al.'s Omniglot
+  setting); ProtoNets has no inner loop.
+  """
+  label = "fomaml" if algo == "maml" and first_order else algo
+  return Config(name=f"conv-{label}-{ways}w{shots}s-mb{tasks}", model="conv", tasks=tasks,
+                shots=shots, queries=queries, ways=ways, inner_steps=1, inner_lr=0.4,
+                first_order=first_order, algo=algo)
 
 
 # --------------------------------------------------------------------------

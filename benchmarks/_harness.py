@@ -15,7 +15,7 @@ import time
 from typing import Any, Optional
 
 from benchmarks import _stats
-from benchmarks._worker import MARK
+from benchmarks._worker import MARK, PLAIN_JAX
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TORCH_THREADS = 2
@@ -138,8 +138,8 @@ def speed_rows(speed_res: dict, grad_res: dict, singles: dict[str, dict]) -> tup
         ratios[name] = r
         ratio_txt = f"{r['median']:.3g}x [{r['min']:.3g}-{r['max']:.3g}]"
     compile_s = None
-    if s.get("ok") and name.startswith("jmeta"):
-      compile_s = s["first_call_s"] - s["steady_step_s"] * (1 if name == "jmeta" else 16)
+    if s.get("ok") and (name.startswith("jmeta") or name in PLAIN_JAX):
+      compile_s = s["first_call_s"] - s["steady_step_s"] * (16 if name == "jmeta-scan" else 1)
     err = info.get("error") or (None if not s or s.get("ok") else s.get("error"))
     rows.append([
         name,

@@ -1,9 +1,10 @@
 """The jmeta side of every benchmark, through jmeta's public API.
 
-``jmeta.maml(loss_fn, optax.sgd(lr), steps=...)`` driven by
-``jmeta.make_meta_step(learner, optax.adam(lr))``, on jmeta's own models
-(``jmeta.MLP`` and the conv net of ``jmeta.models._conv``), starting from the
-canonical weights of ``benchmarks._configs``. Imports jax, never torch.
+``jmeta.maml(loss_fn, optax.sgd(lr), steps=...)`` (or ``jmeta.anil``,
+``jmeta.protonet``) driven by ``jmeta.make_meta_step(learner, optax.adam(lr))``,
+on jmeta's own models (``jmeta.MLP``, ``jmeta.ConvNet``, ``jmeta.ConvBody``),
+starting from the canonical weights of ``benchmarks._configs``. Imports jax,
+never torch.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def _to_flax(cfg: Config, w: dict[str, np.ndarray], dtype) -> dict:
     body[f"conv_{i}"] = {"kernel": a(w[f"conv{i}.weight"].transpose(2, 3, 1, 0)),
                          "bias": a(w[f"conv{i}.bias"])}
     body[f"norm_{i}"] = {"scale": a(w[f"norm{i}.weight"]), "bias": a(w[f"norm{i}.bias"])}
+  if cfg.algo == "protonet":  # the embedding alone: jmeta.ConvBody's tree
+    return {"params": body}
   return {"params": {"body": body, "head": {"kernel": a(w["head.weight"].T),
                                             "bias": a(w["head.bias"])}}}
 
@@ -43,11 +46,14 @@ def _from_flax(cfg: Config, p: dict) -> dict[str, np.ndarray]:
       out[f"l{i}.weight"] = g(p[n]["kernel"]).T
       out[f"l{i}.bias"] = g(p[n]["bias"])
     return out
+  body = p if cfg.algo == "protonet" else p["body"]
   for i in range(4):
-    out[f"conv{i}.weight"] = g(p["body"][f"conv_{i}"]["kernel"]).transpose(3, 2, 0, 1)
-    out[f"conv{i}.bias"] = g(p["body"][f"conv_{i}"]["bias"])
-    out[f"norm{i}.weight"] = g(p["body"][f"norm_{i}"]["scale"])
-    out[f"norm{i}.bias"] = g(p["body"][f"norm_{i}"]["bias"])
+    out[f"conv{i}.weight"] = g(body[f"conv_{i}"]["kernel"]).transpose(3, 2, 0, 1)
+    out[f"conv{i}.bias"] = g(body[f"conv_{i}"]["bias"])
+    out[f"norm{i}.weight"] = g(body[f"norm_{i}"]["scale"])
+    out[f"norm{i}.bias"] = g(body[f"norm_{i}"]["bias"])
+  if cfg.algo == "protonet":
+    return out
   out["head.weight"] = g(p["head"]["kernel"]).T
   out["head.bias"] = g(p["head"]["bias"])
   return out
@@ -69,7 +75,7 @@ def _to_task(cfg: Config, batch, dtype):
 
 
 class JmetaImpl:
-  """jmeta MAML on a config: ``step()`` runs one meta-step, ``sync()`` waits.
+  """jmeta on a config: ``step()`` runs one meta-step, ``sync()`` waits.
 
   Args:
     cfg: the configuration.
@@ -95,11 +101,18 @@ class JmetaImpl:
       net = jmeta.MLP()
       loss_fn = jmeta.mse_loss(net.apply)
     else:
-      from jmeta.models._conv import ConvNet
-      net = ConvNet(ways=cfg.ways)
+      net = jmeta.ConvNet(ways=cfg.ways)
       loss_fn = jmeta.cross_entropy_loss(net.apply)
-    self.learner = jmeta.maml(loss_fn, optax.sgd(cfg.inner_lr), steps=cfg.inner_steps,
-                              first_order=cfg.first_order, remat=cfg.remat)
+    inner = optax.sgd(cfg.inner_lr)
+    if cfg.algo == "protonet":
+      self.learner = jmeta.protonet(jmeta.ConvBody().apply, ways=cfg.ways)
+    elif cfg.algo == "anil":
+      self.learner = jmeta.anil(loss_fn, inner, adapt=lambda p: jmeta.path_mask(p, "head"),
+                                steps=cfg.inner_steps, first_order=cfg.first_order,
+                                remat=cfg.remat)
+    else:
+      self.learner = jmeta.maml(loss_fn, inner, steps=cfg.inner_steps,
+                                first_order=cfg.first_order, remat=cfg.remat)
     self._outer_opt = optax.adam(cfg.outer_lr)
     self.meta_step = jmeta.make_meta_step(self.learner, self._outer_opt, task_map=task_map)
     self.params = _to_flax(cfg, weights, dt)
@@ -107,11 +120,12 @@ class JmetaImpl:
     self.state = self.meta_step.init(jax.random.PRNGKey(0), self.params)
     self._i = 0
     learner = self.learner
+    self.meta_params = learner.init(jax.random.PRNGKey(0), self.params)
 
     @jax.jit
     def meta_grad(mp, tasks):
       g, _ = jmeta.mean_over_tasks(lambda t: learner.task_grad(mp, t, 0), tasks)
-      return g
+      return g.get("embed", g) if cfg.algo == "protonet" else g
     self._meta_grad = meta_grad
     if scan > 1:
       stacked = [jax.tree.map(lambda *xs: jnp.stack(xs), *[self.tasks[(j + k) % len(self.tasks)]
@@ -127,7 +141,7 @@ class JmetaImpl:
 
   # -- correctness
   def meta_grad(self, batch_index: int = 0) -> dict[str, np.ndarray]:
-    g = self._meta_grad(self.params, self.tasks[batch_index])
+    g = self._meta_grad(self.meta_params, self.tasks[batch_index])
     return _from_flax(self.cfg, g)
 
   # -- speed

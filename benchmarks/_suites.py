@@ -11,12 +11,15 @@ import sys
 from typing import Any, Callable
 
 from benchmarks import _configs, _harness, _report, _stats, _worker
+from benchmarks._worker import PLAIN_JAX
 from benchmarks.peers import PEERS
 
 Log = Callable[[str], None]
 
-# Targets of issue 8 (jmeta/peer meta-steps per second).
-SPEED_TARGETS = [("sinusoid-5step", "learn2learn", 30.0), ("sinusoid-5step", "torch.func", 5.0),
+# Targets of issue 8 (jmeta/peer meta-steps per second) and issue 15 (jmeta
+# within 10% of the hand-written JAX step on sinusoid MAML).
+SPEED_TARGETS = [("sinusoid-1step", "jax", 0.9), ("sinusoid-5step", "jax", 0.9),
+                 ("sinusoid-5step", "learn2learn", 30.0), ("sinusoid-5step", "torch.func", 5.0),
                  ("sinusoid-1step", "learn2learn", 30.0), ("sinusoid-1step", "torch.func", 5.0),
                  ("omniglot", "learn2learn", 2.0)]
 
@@ -26,12 +29,13 @@ class Ctx:
 
   def __init__(self, quick: bool, out_dir: str, log: Log, budget_s: float | None = None,
                meta_batch: int | None = None, configs: tuple[str, ...] | None = None,
-               speed_only: bool = False):
+               speed_only: bool = False, rounds: int | None = None):
     import time
     self.quick, self.out_dir, self.log = quick, out_dir, log
     self.meta_batch = meta_batch  # Omniglot meta-batch of the speed suite (None: its default)
     self.configs = configs  # speed-suite config names (or prefixes) to run, in this order
     self.speed_only = speed_only  # speed suite: no fresh-process figures, no profile
+    self.rounds = rounds  # interleaved timed rounds of the speed and conv suites (None: default)
     self._peers = None
     self.deadline = None if budget_s is None else time.monotonic() + budget_s
     self.budget_s = budget_s
@@ -85,6 +89,11 @@ def speed_configs(quick: bool, meta_batch: int | None = None,
   tasks = meta_batch if meta_batch is not None else (4 if quick else 16)
   configs = [_configs.sinusoid_config(1), _configs.sinusoid_config(5),
              _configs.omniglot_config(tasks=tasks)]
+  return _pick(configs, names)
+
+
+def _pick(configs: list[_configs.Config], names: tuple[str, ...] | None) -> list[_configs.Config]:
+  """The configs whose name starts with one of ``names``, in that order (all for None)."""
   if names is None:
     return configs
   picked = []
@@ -96,14 +105,20 @@ def speed_configs(quick: bool, meta_batch: int | None = None,
   return picked
 
 
-def speed(ctx: Ctx) -> dict:
+def _measure(ctx: Ctx, configs: list[_configs.Config], peers: list[str], peak: dict,
+             kind: str) -> tuple[list, dict, dict]:
+  """Gradient checks, interleaved timings and fresh-process figures of ``configs``.
+
+  Every config is timed for jmeta, the hand-written JAX steps (``jax``,
+  ``jax-scan``, after the same gradient gate as the peers) and ``peers``.
+
+  Returns:
+    ``(sections, data, ratios)``: a report section per config, the raw job
+    results per config name, and the gated jmeta/other ratios per config name.
+  """
   q = ctx.quick
-  configs = speed_configs(q, ctx.meta_batch, ctx.configs)
-  peers = ctx.available_peers()
-  sections, data, targets, ratios_all = [], {}, [], {}
-  peak = ctx.job({"kind": "peak", "n": 1024 if q else 2048, "reps": 5 if q else 10},
-                          timeout=600)
-  data["peak"] = peak
+  sections, data, ratios_all = [], {}, {}
+  others = list(PLAIN_JAX) + peers
   # Gradient checks and interleaved timings of every config first, then the
   # fresh-process figures (import, first call, peak RSS): a time budget that
   # runs out skips the latter, not a config's speed.
@@ -111,21 +126,21 @@ def speed(ctx: Ctx) -> dict:
   for cfg in configs:
     ctx.log(f"== {cfg.name}")
     grad_cfg = cfg.replace(tasks=min(cfg.tasks, 2)) if cfg.model == "conv" else cfg
-    grad = ctx.job({"kind": "grad", "config": grad_cfg.to_dict(), "peers": peers},
+    grad = ctx.job({"kind": "grad", "config": grad_cfg.to_dict(), "peers": others},
                    timeout=1800, env=_worker.grad_env())
-    impls = ["jmeta"] + (["jmeta-scan"] if cfg.model == "mlp" else []) + peers
+    impls = ["jmeta"] + (["jmeta-scan"] if cfg.model == "mlp" else []) + others
     sp = ctx.job({"kind": "speed", "config": cfg.to_dict(), "impls": impls,
-                           "rounds": 3 if q else 7, "round_s": 0.3 if q else 1.0,
-                           "budget_s": 60 if q else 300, "scan": 16},
-                          timeout=1800)
+                  "rounds": ctx.rounds or (3 if q else 7), "round_s": 0.3 if q else 1.0,
+                  "budget_s": (60 if q else 300) * max(1.0, (ctx.rounds or 0) / 7), "scan": 16},
+                 timeout=1800)
     measured[cfg.name] = (grad_cfg, grad, impls, sp)
   for cfg in configs:
     grad_cfg, grad, impls, sp = measured[cfg.name]
     singles = {}
     for name in impls if not ctx.speed_only else []:
       singles[name] = ctx.job({"kind": "single", "config": cfg.to_dict(), "impl": name,
-                                        "steps": 2 if cfg.model == "conv" else 5},
-                                       timeout=900)
+                               "steps": 2 if cfg.model == "conv" else 5},
+                              timeout=900)
     rows, ratios = _harness.speed_rows(sp, grad, singles)
     rows += ctx.missing_rows(len(_harness.SPEED_HEADERS))
     ratios_all[cfg.name] = ratios
@@ -153,20 +168,71 @@ def speed(ctx: Ctx) -> dict:
       notes = "; ".join(x for x in [notes, (
           f"float32 meta-gradient error against the float64 reference (max rel diff): {errs}")] if x)
     text = (f"Config: `{cfg.to_dict()}`. Same initial weights and task batches in every "
-            f"implementation; timed rounds interleave implementations (jmeta, peers, jmeta, ...) "
-            f"in one process; ratio = jmeta steps/s / peer steps/s paired by round. "
+            f"implementation; timed rounds interleave implementations (jmeta, jax, peers, jmeta, "
+            f"...) in one process; ratio = jmeta steps/s / other steps/s paired by round. "
+            f"`jax` and `jax-scan` are hand-written meta-steps in plain JAX "
+            f"(`benchmarks/_plain_jax.py`: `jit` with donation, inner loop `lax.scan`, tasks "
+            f"`vmap`-ed or `lax.scan`-ned), so their ratio is jmeta's overhead. "
             f"Gradient check on {grad_cfg.tasks} task(s). Import, first call and peak RSS "
-            f"from a separate fresh process per implementation. `jmeta-scan` runs 16 meta-steps "
-            f"per dispatch (`lax.scan` over `MetaStep.step_fn` inside one `jit`)."
+            f"from a separate fresh process per implementation."
+            + (" `jmeta-scan` runs 16 meta-steps per dispatch (`lax.scan` over "
+               "`MetaStep.step_fn` inside one `jit`)." if "jmeta-scan" in impls else "")
             + (f"\n\nGradient-check notes: {notes}." if notes else "") + eff)
-    fig = _report.bar_plot(os.path.join(ctx.out_dir, f"speed_{_sanitize(cfg.name)}.png"),
-                           [r[0] for r in rows if isinstance(r[1], str) and not r[1].startswith(("n/a", "not run"))],
-                           [_stats.median(sp["impls"][r[0]]["rates"]) for r in rows
-                            if isinstance(r[1], str) and not r[1].startswith(("n/a", "not run"))],
-                           f"MAML {cfg.name}: meta-steps/s (higher is better)", "meta-steps/s")
+    shown = [r[0] for r in rows if isinstance(r[1], str) and not r[1].startswith(("n/a", "not run"))]
+    fig = _report.bar_plot(os.path.join(ctx.out_dir, f"{kind}_{_sanitize(cfg.name)}.png"), shown,
+                           [_stats.median(sp["impls"][n]["rates"]) for n in shown],
+                           f"{cfg.algo} {cfg.name}: meta-steps/s (higher is better)", "meta-steps/s")
     sections.append({"title": f"Speed: {cfg.name}", "text": text,
                      "table": {"headers": _harness.SPEED_HEADERS, "rows": rows}, "figure": fig})
     data[cfg.name] = {"grad": grad, "speed": sp, "singles": singles, "ratios": ratios}
+  return sections, data, ratios_all
+
+
+def _peak(ctx: Ctx) -> dict:
+  """The machine's float32 matmul rate (the compute-efficiency figures' denominator)."""
+  return ctx.job({"kind": "peak", "n": 1024 if ctx.quick else 2048,
+                  "reps": 5 if ctx.quick else 10}, timeout=600)
+
+
+def _ratio_table(configs, data: dict, ratios_all: dict, others: list[str]) -> dict:
+  """Per config: jmeta's median meta-steps/s and its gated ratio over each of ``others``."""
+  rows = []
+  for cfg in configs:
+    r = ratios_all.get(cfg.name, {})
+    cell = lambda k: f"{r[k]['median']:.3g}x [{r[k]['min']:.3g}-{r[k]['max']:.3g}]" if k in r else "-"
+    rates = ((data[cfg.name]["speed"].get("impls") or {}).get("jmeta") or {}).get("rates")
+    rows.append([cfg.name, _stats.median(rates) if rates else None] + [cell(k) for k in others])
+  return {"headers": ["config", "jmeta meta-steps/s"] + [f"jmeta/{k} median [min-max]" for k in others],
+          "rows": rows}
+
+
+def _ratio_targets(ratios_all: dict, goals) -> list[dict]:
+  targets = []
+  for key, peer, goal in goals:
+    name = next((c for c in ratios_all if c.startswith(key)), None)
+    r = ratios_all.get(name, {}).get(peer) if name else None
+    v = _stats.target_verdict(r["median"] if r else None, goal)
+    targets.append({"name": f"{name or key}: jmeta vs {peer} meta-steps/s", "goal": f">= {goal:g}x",
+                    "measured": v["measured"],
+                    "measured_text": f"{v['measured']:.3g}x" if v["measured"] else "not measured",
+                    "met": v["met"], "by": f"{v['factor']:.2f} of target" if v["factor"] else "-"})
+  return targets
+
+
+def speed(ctx: Ctx) -> dict:
+  q = ctx.quick
+  configs = speed_configs(q, ctx.meta_batch, ctx.configs)
+  peak = _peak(ctx)
+  sections, data, ratios_all = _measure(ctx, configs, ctx.available_peers(), peak, "speed")
+  data["peak"] = peak
+  sections.insert(0, {
+      "title": "jmeta against hand-written JAX",
+      "text": "jmeta's `make_meta_step(...).update` (default metrics) over the same meta-step written "
+              "by hand in plain JAX (`benchmarks/_plain_jax.py`, one `jit` with donation): `jax` "
+              "vmaps over tasks, `jax-scan` scans over them. Paired by round; a ratio of 0.9 means "
+              "jmeta runs at 90% of the hand-written step's meta-steps/s. Versions are in the header "
+              "(`python -m benchmarks compare` puts runs on two JAX versions side by side).",
+      "table": _ratio_table(configs, data, ratios_all, list(PLAIN_JAX))})
   prow = []
   for cfg in configs:
     if cfg.model != "mlp" or ctx.speed_only:
@@ -177,7 +243,7 @@ def speed(ctx: Ctx) -> dict:
     if pr.get("ok"):
       us = lambda k: None if pr.get(k) is None else pr[k] * 1e6
       prow.append([cfg.name, us("update_s"), us("jit_step_fn_s"), us("dispatch_only_s"),
-                   us("validate_only_s"), us("scan16_per_step_s"), pr["n_state_leaves"]])
+                   us("update_overhead_s"), us("scan16_per_step_s"), pr["n_state_leaves"]])
     else:
       prow.append([cfg.name, f"failed: {pr.get('error')}"] + ["-"] * 5)
   sections.append({
@@ -186,25 +252,17 @@ def speed(ctx: Ctx) -> dict:
               "(Python validation of the task batch + the jitted step); `jit(step_fn)` the same "
               "computation called directly; `dispatch only` a jitted function taking and returning "
               "the same pytrees with next to no compute (the floor of one call from Python); "
-              "`validation` `_check_tasks` alone; `scan16` 16 meta-steps in one dispatch "
-              "(`lax.scan` over `step_fn`), per meta-step.",
+              "`update() - jit(step_fn)` what `update` adds (its checks of the task batch); "
+              "`scan16` 16 meta-steps in one dispatch (`lax.scan` over `step_fn`), per meta-step.",
       "table": {"headers": ["config", "update() us", "jit(step_fn) us", "dispatch only us",
-                            "validation us", "scan16 per step us", "state leaves"],
+                            "update() - jit(step_fn) us", "scan16 per step us", "state leaves"],
                 "rows": prow}})
-  for key, peer, goal in SPEED_TARGETS:
-    name = next((c for c in ratios_all if c.startswith(key)), None)
-    r = ratios_all.get(name, {}).get(peer) if name else None
-    v = _stats.target_verdict(r["median"] if r else None, goal)
-    targets.append({"name": f"{name or key}: jmeta vs {peer} meta-steps/s", "goal": f">= {goal:g}x",
-                    "measured": v["measured"],
-                    "measured_text": f"{v['measured']:.3g}x" if v["measured"] else "not measured",
-                    "met": v["met"], "by": f"{v['factor']:.2f} of target" if v["factor"] else "-"})
+  targets = _ratio_targets(ratios_all, SPEED_TARGETS)
   # Memory beside speed: jmeta's peak RSS against every peer's, per config.
   for cfg in configs:
     singles = data[cfg.name]["singles"]
     j = singles.get("jmeta", {})
-    others = {p: s["peak_rss_mb"] for p, s in singles.items()
-              if not p.startswith("jmeta") and s.get("ok")}
+    others = {p: s["peak_rss_mb"] for p, s in singles.items() if p in PEERS and s.get("ok")}
     if j.get("ok") and others:
       worst = min(others.values())
       targets.append({"name": f"{cfg.name}: jmeta peak RSS <= every peer's", "goal": "<= min peer",
@@ -213,6 +271,50 @@ def speed(ctx: Ctx) -> dict:
                       "met": j["peak_rss_mb"] <= worst, "by": f"{j['peak_rss_mb'] / worst:.2f}x"})
   return {"configs": [c.to_dict() for c in configs], "sections": sections,
           "targets": targets, "data": data}
+
+
+# --------------------------------------------------------------------------
+CONV_ALGOS = (("maml", False), ("maml", True), ("anil", False), ("protonet", False))
+
+
+def conv_configs(quick: bool, meta_batch: int | None = None,
+                 names: tuple[str, ...] | None = None) -> list[_configs.Config]:
+  """The conv suite's configs: MAML, FOMAML, ANIL, ProtoNets at 5 and 20 ways, 1 shot.
+
+  Args:
+    quick: 5-way only and a meta-batch of 2 instead of 8.
+    meta_batch: the meta-batch instead of that default (32 is Finn et al.'s).
+    names: keep only the configs whose name starts with one of these, in this
+      order (e.g. ``("conv-maml-5w",)``).
+
+  Raises:
+    ValueError: a name that matches no config.
+  """
+  tasks = meta_batch if meta_batch is not None else (2 if quick else 8)
+  configs = [_configs.conv_config(algo, ways, tasks, first_order=fo)
+             for ways in ((5,) if quick else (5, 20)) for algo, fo in CONV_ALGOS]
+  return _pick(configs, names)
+
+
+def conv(ctx: Ctx) -> dict:
+  """The 4-block conv net under four algorithms: jmeta, plain JAX and learn2learn."""
+  configs = conv_configs(ctx.quick, ctx.meta_batch, ctx.configs)
+  peers = [p for p in ctx.available_peers() if p == "learn2learn"]
+  peak = _peak(ctx)
+  sections, data, ratios_all = _measure(ctx, configs, peers, peak, "conv")
+  data["peak"] = peak
+  sections.insert(0, {
+      "title": "Conv nets: jmeta against hand-written JAX and learn2learn",
+      "text": "Omniglot-shaped random episodes (28x28, 15 queries per class), the 4-block conv "
+              "net (64 filters, batch statistics), one inner SGD step of 0.4 (ProtoNets: none), "
+              "Adam 1e-3 outside. jmeta runs its CPU default (`task_map=\"auto\"`: a scan over "
+              "image tasks, the matmul conv path); `jax` vmaps over tasks and `jax-scan` scans, "
+              "both with `lax.conv_general_dilated`. Ratios are jmeta steps/s over the other's, "
+              "paired by round, shown only after the meta-gradients agreed. A missing peer is "
+              "reported below (`bash benchmarks/install_peers.sh`).",
+      "table": _ratio_table(configs, data, ratios_all, ["jax", "jax-scan", "learn2learn"])})
+  return {"configs": [c.to_dict() for c in configs], "sections": sections,
+          "targets": [], "data": data}
 
 
 # --------------------------------------------------------------------------
@@ -274,7 +376,7 @@ def memory(ctx: Ctx) -> dict:
 # markdown file it writes). "{out}" is this run's folder. None: not run in that
 # mode (with the reason).
 ACCURACY = {
-    "benchmarks.sinusoid_table": (
+    "benchmarks.experiments.sinusoid_table": (
         ["--iterations", "1000", "--shots", "10", "--algos", "maml", "--eval-tasks", "200",
          "--out", "{out}/sinusoid_table"], [], "sinusoid_table.md"),
     "benchmarks.omniglot_table": (
@@ -287,7 +389,9 @@ QUICK_SKIP = {"benchmarks.omniglot_table": "skipped with --quick: it writes into
 def accuracy(ctx: Ctx) -> dict:
   import time as _time
   here = os.path.dirname(os.path.abspath(__file__))
-  found = {f"benchmarks.{os.path.basename(p)[:-3]}" for p in glob.glob(os.path.join(here, "*_table.py"))}
+  found = {f"benchmarks.{os.path.relpath(p, here)[:-3].replace(os.sep, '.')}"
+           for pattern in ("*_table.py", os.path.join("experiments", "*_table.py"))
+           for p in glob.glob(os.path.join(here, pattern))}
   mods = list(dict.fromkeys(list(ACCURACY) + sorted(found)))
   rows, data, sections = [], {}, []
   for mod in mods:
@@ -400,4 +504,20 @@ def scaling(ctx: Ctx) -> dict:
           "targets": [], "data": data}
 
 
-SUITES = {"speed": speed, "memory": memory, "accuracy": accuracy, "scaling": scaling}
+# What README figure each suite produces (``python -m benchmarks list``).
+SUITE_FIGURES = {
+    "speed": "README 'Speed and memory against the peers': the sinusoid and Omniglot table "
+             "(jmeta against the peers and against hand-written JAX, peak RSS)",
+    "conv": "README 'Speed and memory against the peers': the conv-net table (jmeta/learn2learn "
+            "and jmeta/jax per algorithm at 5 and 20 ways, meta-batch 8) and, with --configs "
+            "conv-maml-5w --meta-batch 32, the meta-batch 32 line",
+    "memory": "none: peak RSS against 1-1000 inner steps, jmeta beside the peers (the README's "
+              "remat table is benchmarks.experiments.remat_memory)",
+    "accuracy": "README 'Sinusoid regression' and 'Omniglot' tables (runs "
+                "benchmarks.experiments.sinusoid_table and benchmarks.omniglot_table)",
+    "scaling": "none: tasks/s against meta-batch 1-256 and virtual device counts",
+}
+SUITES = {"speed": speed, "conv": conv, "memory": memory, "accuracy": accuracy,
+          "scaling": scaling}
+# The suites whose --configs/--meta-batch choose among configs.
+SUITE_CONFIGS = {"speed": speed_configs, "conv": conv_configs}

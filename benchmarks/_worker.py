@@ -27,7 +27,8 @@ import traceback
 from typing import Any
 
 MARK = "@@RESULT@@"
-JAX_IMPLS = ("jmeta", "jmeta-scan")
+JAX_IMPLS = ("jmeta", "jmeta-scan", "jax", "jax-scan")
+PLAIN_JAX = ("jax", "jax-scan")  # hand-written meta-steps, benchmarks._plain_jax
 
 
 def rss_mb() -> float:
@@ -44,7 +45,10 @@ def peak_rss_mb() -> float:
 
 
 def _import_side(impl: str) -> None:
-  if impl in JAX_IMPLS:
+  if impl in PLAIN_JAX:
+    import jax  # noqa: F401
+    import optax  # noqa: F401
+  elif impl in JAX_IMPLS:
     import jax  # noqa: F401
     import jmeta  # noqa: F401
   else:
@@ -54,7 +58,10 @@ def _import_side(impl: str) -> None:
 
 
 def build(impl: str, cfg, weights, batches, dtype: str = "float32", scan: int = 16):
-  """Builds one implementation (``jmeta``, ``jmeta-scan`` or a peer name)."""
+  """Builds one implementation (``jmeta``, ``jmeta-scan``, ``jax``, ``jax-scan`` or a peer name)."""
+  if impl in PLAIN_JAX:
+    from benchmarks._plain_jax import TASK_MAPS, PlainJaxImpl
+    return PlainJaxImpl(cfg, weights, batches, dtype, task_map=TASK_MAPS[impl])
   if impl == "jmeta":
     from benchmarks._jax_side import JmetaImpl
     return JmetaImpl(cfg, weights, batches, dtype)
@@ -80,12 +87,15 @@ def grad_env() -> dict:
   jmeta's one helper. The job also compares jmeta's jit gradient with its
   op-by-op gradient.
   """
-  from jmeta.models._ops import xla_flags_with_f64_workaround
+  from jmeta import xla_flags_with_f64_workaround
   return {"XLA_FLAGS": xla_flags_with_f64_workaround(os.environ.get("XLA_FLAGS", ""))}
 
 
 def job_grad(job: dict) -> dict:
   """Meta-gradients of jmeta and the peers on one batch, float64 first.
+
+  ``job["peers"]`` may name the hand-written JAX steps (``jax``, ``jax-scan``)
+  too: they pass the same gate as the PyTorch peers before they are timed.
 
   The float64 gradient of jmeta (jit-compiled) is the reference; it is also
   checked against jmeta's op-by-op (``jax.disable_jit``) gradient. Each
@@ -254,7 +264,7 @@ def job_devices(job: dict) -> dict:
 
 
 def job_profile(job: dict) -> dict:
-  """Where a jmeta meta-step's time goes: validation, dispatch, compute."""
+  """Where a jmeta meta-step's time goes: ``update``'s checks, dispatch, compute."""
   import jax
   from benchmarks import _configs
   from benchmarks._jax_side import JmetaImpl
@@ -284,17 +294,11 @@ def job_profile(job: dict) -> dict:
       "jit_step_fn_s": per_call(lambda s, i: raw(s, tasks[i % 2]), n),
       "scan16_per_step_s": per_call(lambda s, i: multi(s, stacked[i % 2]), max(n // 16, 5)) / 16,
       "dispatch_only_s": per_call(lambda s, i: touch(s, tasks[i % 2]), n),
-      "validate_only_s": None,
       "n_state_leaves": len(jax.tree.leaves(state0)),
   }
-  try:
-    from jmeta._meta_step import _check_tasks
-  except ImportError:  # a private helper: may move
-    return res
-  t = time.perf_counter()
-  for i in range(n):
-    _check_tasks(tasks[i % 2])
-  res["validate_only_s"] = (time.perf_counter() - t) / n
+  # What ``update`` adds to the jitted step (its Python checks of the task
+  # batch and dispatch), from public calls only.
+  res["update_overhead_s"] = res["update_s"] - res["jit_step_fn_s"]
   return res
 
 

@@ -7,6 +7,8 @@ from jmeta import tasks
 from jmeta._base import AdaptResult
 from jmeta._fit import fit
 from jmeta._cg import cg
+from jmeta._cg import normal_cg
+from jmeta._cg import SolveInfo
 from jmeta._checkpoint import CheckpointError
 from jmeta._checkpoint import restore_checkpoint
 from jmeta._checkpoint import save_checkpoint
@@ -14,9 +16,12 @@ from jmeta._distributed import initialize as initialize_distributed
 from jmeta._distributed import process_tasks
 from jmeta._distributed import to_host
 from jmeta._implicit import custom_root
+from jmeta._implicit import root_vjp
 from jmeta._newton import gauss_newton
 from jmeta._newton import newton
+from jmeta._newton import NewtonState
 from jmeta._remat import checkpointed_scan
+from jmeta._remat import segment_sizes
 from jmeta._sharding import replicate
 from jmeta._sharding import shard_tasks
 from jmeta._sharding import task_mesh
@@ -29,7 +34,9 @@ from jmeta._losses import mse_loss
 from jmeta._meta_step import MetaState
 from jmeta._meta_step import MetaStep
 from jmeta._meta_step import make_meta_step
+from jmeta._task_map import AUTO_SCAN_ELEMENTS
 from jmeta._task_map import mean_over_tasks
+from jmeta._task_map import resolve_task_map
 from jmeta.algorithms._hyperparams import HypergradientSGDState
 from jmeta.algorithms._hyperparams import hyperparams_of
 from jmeta.algorithms._learned_loss import LearnedLoss
@@ -61,6 +68,7 @@ from jmeta.models import ConvNet
 from jmeta.models import from_linen
 from jmeta.models import from_nnx
 from jmeta.models import path_mask
+from jmeta.models import xla_flags_with_f64_workaround
 from jmeta.tasks import TaskFamily
 from jmeta.tasks import linear_regression
 from jmeta.tasks import logistic_regression
@@ -72,6 +80,7 @@ __version__ = "0.1.0"
 
 __all__ = (
     "AdaptResult",
+    "AUTO_SCAN_ELEMENTS",
     "algorithms",
     "anil",
     "binary_cross_entropy_loss",
@@ -119,6 +128,8 @@ __all__ = (
     "models",
     "mse_loss",
     "newton",
+    "NewtonState",
+    "normal_cg",
     "path_mask",
     "process_tasks",
     "protonet",
@@ -126,16 +137,21 @@ __all__ = (
     "replicate",
     "reptile",
     "rl",
+    "resolve_task_map",
     "restore_checkpoint",
+    "root_vjp",
     "sample_episode",
     "sample_episodes",
     "save_checkpoint",
+    "segment_sizes",
     "sgd_with_weight_decay",
     "shard_tasks",
     "sinusoid",
+    "SolveInfo",
     "Task",
     "task_mesh",
     "TaskFamily",
     "tasks",
     "to_host",
+    "xla_flags_with_f64_workaround",
 )

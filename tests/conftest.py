@@ -2,11 +2,11 @@
 
 import os
 
-from jmeta.models import _ops
+from jmeta import models as _ops  # the public conv ops and the XLA workaround
 
 # The suite checks numerics in float64. XLA:CPU in jaxlib >= 0.10.2
 # miscompiles some float64 conv/batch-norm gradients unless its algebraic
-# simplifier is off (jmeta.models._ops.XLA_F64_WORKAROUND; README "Known
+# simplifier is off (jmeta.models.XLA_F64_WORKAROUND; README "Known
 # issues"), and jaxlib 0.6.1 (the oldest CI leg) gets the float64 second- and
 # third-order derivatives of the matmul conv path wrong without it too
 # (tests/test_conv.py::test_conv_second_and_third_order_match_xla and

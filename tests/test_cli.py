@@ -70,9 +70,9 @@ def test_bad_options_exit_2_with_a_message(argv, message, capsys, tmp_path):
 
 
 def test_help_lists_the_registry():
-  from jmeta import _registry
+  from jmeta import training
   text = cli.build_parser()._subparsers._group_actions[0].choices["train"].format_help()
-  for name in list(_registry.LEARNERS) + list(_registry.SOURCES):
+  for name in list(training.LEARNERS) + list(training.SOURCES):
     assert name in text
 
 
@@ -91,10 +91,10 @@ def test_a_run_that_ends_non_finite_exits_1_with_a_summary(tmp_path, capsys):
 
 def test_readme_documents_every_registered_learner_and_source():
   import pathlib
-  from jmeta import _registry
+  from jmeta import training
   readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
-  for spec in _registry.LEARNERS.values():
+  for spec in training.LEARNERS.values():
     assert f"`{spec.factory}(" in readme, spec.factory
     assert spec.name in readme
-  for name in _registry.SOURCES:
+  for name in training.SOURCES:
     assert name in readme

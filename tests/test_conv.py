@@ -15,8 +15,8 @@ import jaxlib
 import numpy as np
 import pytest
 
-from jmeta.models import _ops
-from jmeta.models._conv import ConvNet
+from jmeta import models as _ops  # the public conv ops and the XLA workaround
+from jmeta.models import ConvNet
 import testing_utils
 
 jax.config.update("jax_enable_x64", True)
@@ -338,7 +338,7 @@ def test_features_and_head_split():
 def test_float64_conv_norm_gradient_jit_equals_op_by_op():
   # jmeta's own body (max-pool by strided slices, ReLU after it) is compiled
   # right on every jaxlib tried, with or without XLA_F64_WORKAROUND.
-  from jmeta.models._conv import ConvBody
+  from jmeta.models import ConvBody
   x = jax.random.uniform(jax.random.PRNGKey(1), (2, 28, 28, 1), jnp.float64)
   net = ConvBody(hidden=64, blocks=1, conv_impl="xla")
   params = jax.tree.map(lambda a: a.astype(jnp.float64),
@@ -373,29 +373,33 @@ def test_float64_xla_workaround_gate_matches_the_installed_jaxlib():
 
 
 def test_float64_conv_warns_without_xla_workaround(monkeypatch):
+  # Through the public functions only: the jaxlib version decides whether the
+  # workaround is needed. The warning fires once per process, so the silent
+  # cases run first (they must not use up the warning) and the warning last.
   import warnings
-  monkeypatch.setattr(_ops, "xla_f64_workaround_needed", lambda: True)
-  monkeypatch.setattr(_ops, "_warned_f64", [])
-  monkeypatch.setenv("XLA_FLAGS", "")
-  with pytest.warns(RuntimeWarning, match="xla_disable_hlo_passes=algsimp"):
-    _ops.check_float64_xla(jnp.float64)
-  for needed, flags in ((True, _ops.XLA_F64_WORKAROUND), (False, "")):
-    monkeypatch.setattr(_ops, "xla_f64_workaround_needed", lambda: needed)
-    monkeypatch.setattr(_ops, "_warned_f64", [])
+  for version, flags in (("0.10.2", _ops.XLA_F64_WORKAROUND), ("0.10.1", "")):
+    monkeypatch.setattr(jaxlib, "__version__", version)
     monkeypatch.setenv("XLA_FLAGS", flags)
     with warnings.catch_warnings():
       warnings.simplefilter("error")
       _ops.check_float64_xla(jnp.float64)
       _ops.check_float64_xla(jnp.float32)
+  monkeypatch.setattr(jaxlib, "__version__", "0.10.2")
+  monkeypatch.setenv("XLA_FLAGS", "")
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    _ops.check_float64_xla(jnp.float32)  # float32 is never affected
+  with pytest.warns(RuntimeWarning, match="xla_disable_hlo_passes=algsimp"):
+    _ops.check_float64_xla(jnp.float64)
 
 
 def test_xla_flags_with_f64_workaround(monkeypatch):
-  monkeypatch.setattr(_ops, "xla_f64_workaround_needed", lambda: True)
+  monkeypatch.setattr(jaxlib, "__version__", "0.10.2")  # an affected release
   assert _ops.xla_flags_with_f64_workaround("") == _ops.XLA_F64_WORKAROUND
   assert _ops.xla_flags_with_f64_workaround("--a=1") == "--a=1 " + _ops.XLA_F64_WORKAROUND
   assert _ops.xla_flags_with_f64_workaround(
       "--a=1 " + _ops.XLA_F64_WORKAROUND) == "--a=1 " + _ops.XLA_F64_WORKAROUND
-  monkeypatch.setattr(_ops, "xla_f64_workaround_needed", lambda: False)
+  monkeypatch.setattr(jaxlib, "__version__", "0.10.1")  # not affected
   assert _ops.xla_flags_with_f64_workaround("--a=1") == "--a=1"
   for version, needed in (("0.10.1", False), ("0.10.2", True), ("0.12.0.1", True), ("0.6.1", False),
                           ("0.11.0rc1", True), ("1.0.0", True)):

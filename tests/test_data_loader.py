@@ -7,7 +7,6 @@ import pytest
 import tensorflow_datasets as tfds
 
 import jmeta.data as jd
-from jmeta.data import _loader
 
 
 def test_mnist_from_mock_data(tmp_path):
@@ -27,20 +26,20 @@ def test_mnist_from_mock_data(tmp_path):
 
 def test_group_by_class_ragged():
   labels = np.array([2, 0, 2, 1, 0, 2, 1, 0, 0])
-  index, classes = _loader.group_by_class(labels)
+  index, classes = jd.group_by_class(labels)
   np.testing.assert_array_equal(classes, [0, 1, 2])
   # Minimum count (class 1 has 2); first examples of each class in order.
   np.testing.assert_array_equal(index, [[1, 4], [3, 6], [0, 2]])
-  index, _ = _loader.group_by_class(labels, examples_per_class=1, order=np.arange(9)[::-1])
+  index, _ = jd.group_by_class(labels, examples_per_class=1, order=np.arange(9)[::-1])
   np.testing.assert_array_equal(index, [[8], [6], [5]])
   with pytest.raises(ValueError, match="examples_per_class=3 exceeds the 2 examples of class 1"):
-    _loader.group_by_class(labels, examples_per_class=3)
+    jd.group_by_class(labels, examples_per_class=3)
 
 
 def test_resize_is_antialiased():
   stripes = np.zeros((1, 8, 8, 1), np.uint8)
   stripes[:, :, ::2] = 255  # one-pixel stripes average to grey when downsampled
-  small = _loader.resize(stripes, 4)
+  small = jd.resize(stripes, 4)
   assert small.shape == (1, 4, 4, 1)
   assert 100 < small.mean() < 155
 

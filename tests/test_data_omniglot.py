@@ -10,8 +10,6 @@ import pytest
 import tensorflow_datasets as tfds
 
 import jmeta.data as jd
-from jmeta.data import _omniglot_archive
-from jmeta.data import _testing
 
 BG, EV = "images_background", "images_evaluation"
 # 2 background alphabets (3 and 2 characters), 1 evaluation alphabet (2), 3 drawers.
@@ -67,7 +65,7 @@ def test_pixels_match_the_archive(prepared):
   source = builder.as_data_source(split="test")
   record = next(source[i] for i in range(len(source)) if source[i]["label"] == 6
                 and source[i]["drawer"] == 2)
-  expected = _testing.fake_png_array(7 * 100 + 1)  # ID 7, drawer 02 (seed ID * 100 + index)
+  expected = jd.fake_png_array(7 * 100 + 1)  # ID 7, drawer 02 (seed ID * 100 + index)
   np.testing.assert_array_equal(record["image"][..., 0], expected)
 
 
@@ -99,7 +97,7 @@ def test_load_omniglot_lake(prepared):
   np.testing.assert_allclose(rotated.test[:2], splits.test)
 
 
-def test_load_omniglot_explicit_split_and_cache_is_used(prepared, monkeypatch):
+def test_load_omniglot_explicit_split_and_cache_is_used(prepared):
   root, config, _ = prepared
   split = jd.ClassSplit(np.array([0, 1, 2]), np.array([3]), np.array([5, 6]))
   first = jd.load_omniglot(root / "data", manual_dir=root / "manual", config=config, split=split,
@@ -107,13 +105,19 @@ def test_load_omniglot_explicit_split_and_cache_is_used(prepared, monkeypatch):
   assert first.train.shape == (3, 3, 105, 105, 1) and first.valid.shape == (1, 3, 105, 105, 1)
   # Row 0 of test is label 5 (ID 6), drawer 1: the inverted fake PNG of seed 600.
   np.testing.assert_array_equal(first.test[0, 0, ..., 0],
-                                1.0 - _testing.fake_png_array(600).astype(np.float32) / 255)
-  # The second load must come from the .npz cache, not the data source.
-  from jmeta.data import _loader
-  monkeypatch.setattr(_loader, "resize", lambda *a, **k: pytest.fail("cache not used"))
+                                1.0 - jd.fake_png_array(600).astype(np.float32) / 255)
+  # The second load must come from the .npz cache, not the data source: invert
+  # the cached images, and the second load sees them inverted.
+  caches = sorted((root / "data" / "jmeta_cache").glob("*.npz"))
+  assert caches
+  for path in caches:
+    with np.load(path) as cached:
+      arrays = {k: cached[k] for k in cached.files}
+    arrays["image"] = 255 - arrays["image"]
+    np.savez(path, **arrays)
   second = jd.load_omniglot(root / "data", manual_dir=root / "manual", config=config, split=split,
                             image_size=None)
-  np.testing.assert_array_equal(first.test, second.test)
+  np.testing.assert_allclose(second.test, 1.0 - first.test, atol=1e-6)
 
 
 def test_missing_archive(tmp_path):
@@ -175,10 +179,10 @@ def test_default_config_expects_the_real_counts(tmp_path):
 def test_mislaid_archive(tmp_path, member, match):
   path = tmp_path / f"{BG}.zip"
   with zipfile.ZipFile(path, "w") as zf:
-    zf.writestr("images_background/Alphabet_b0/character01/0001_01.png", _testing.fake_png(0))
-    zf.writestr(member, _testing.fake_png(1))
+    zf.writestr("images_background/Alphabet_b0/character01/0001_01.png", jd.fake_png(0))
+    zf.writestr(member, jd.fake_png(1))
   with pytest.raises(jd.OmniglotArchiveError, match=match) as info:
-    _omniglot_archive.scan_archive(path, BG)
+    jd.scan_archive(path, BG)
   assert str(path) in str(info.value)
 
 
@@ -186,7 +190,7 @@ def test_mislaid_archive_through_the_builder(tmp_path):
   manual = tmp_path / "manual"
   jd.write_fake_omniglot(manual, CHARS)
   with zipfile.ZipFile(manual / f"{BG}.zip", "w") as zf:  # everything one level too deep
-    zf.writestr(f"omniglot/{BG}/Alphabet_b0/character01/0001_01.png", _testing.fake_png(0))
+    zf.writestr(f"omniglot/{BG}/Alphabet_b0/character01/0001_01.png", jd.fake_png(0))
   with pytest.raises(jd.OmniglotArchiveError,
                      match=r"unexpected entry 'omniglot/images_background/"):
     jd.prepare_omniglot(tmp_path / "data", manual_dir=manual, config=_config())
@@ -195,10 +199,10 @@ def test_mislaid_archive_through_the_builder(tmp_path):
 def test_wrong_image_size(tmp_path):
   path = tmp_path / f"{BG}.zip"
   with zipfile.ZipFile(path, "w") as zf:
-    zf.writestr(f"{BG}/A/character01/0001_01.png", _testing.fake_png(0, size=28))
-  entries = _omniglot_archive.scan_archive(path, BG, jd.ArchiveCounts(1, 1, 1))
+    zf.writestr(f"{BG}/A/character01/0001_01.png", jd.fake_png(0, size=28))
+  entries = jd.scan_archive(path, BG, jd.ArchiveCounts(1, 1, 1))
   with pytest.raises(jd.OmniglotArchiveError, match=r"0001_01\.png' is 28x28; expected 105x105"):
-    list(_omniglot_archive.read_images(path, entries))
+    list(jd.read_images(path, entries))
 
 
 def test_vinyals_split():

@@ -20,11 +20,11 @@ jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 out, tests, port, pid = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 sys.path.insert(0, tests)
-from jmeta._distributed import initialize, process_tasks, to_host
+from jmeta import initialize_distributed as initialize, process_tasks, to_host
 if pid >= 0:
   initialize(f"localhost:{port}", num_processes=2, process_id=pid)
 import jmeta
-from jmeta._sharding import task_mesh
+from jmeta import task_mesh
 from testing_utils import sinusoid_batch, tiny_mlp
 params, apply = tiny_mlp()
 learner = jmeta.maml(jmeta.mse_loss(apply), optax.sgd(0.05), steps=2)

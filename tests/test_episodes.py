@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jmeta._base import Task
-from jmeta.tasks._episodes import sample_episode
-from jmeta.tasks._episodes import sample_episodes
+from jmeta import Task
+from jmeta import sample_episode
+from jmeta import sample_episodes
 
 NUM_CLASSES, PER_CLASS = 12, 7
 

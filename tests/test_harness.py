@@ -226,3 +226,172 @@ def test_peers_run_where_bench_torch_device_says(monkeypatch):
   monkeypatch.setenv("BENCH_TORCH_DEVICE", "tpu")
   with pytest.raises(ValueError, match="BENCH_TORCH_DEVICE must be 'cpu' or 'cuda'; got 'tpu'"):
     torch_device()
+
+
+# -- one harness: public API only, experiments listed, plain-JAX rows -----------------
+
+_OUTSIDE = ("benchmarks", "notebooks", "tests")
+
+
+def _private_jmeta_uses(path: str) -> list[str]:
+  """``import``s of a private jmeta module and ``jmeta...._x`` attribute chains in a file."""
+  import ast
+  with open(path) as f:
+    tree = ast.parse(f.read(), path)
+  private = lambda dotted: any(p.startswith("_") and not p.startswith("__") for p in dotted.split("."))
+  found = []
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      found += [a.name for a in node.names if a.name.split(".")[0] == "jmeta" and private(a.name)]
+    elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "jmeta":
+      found += [f"{node.module} import {a.name}" for a in node.names
+                if private(node.module) or private(a.name)]
+    elif isinstance(node, ast.Attribute) and private(node.attr):
+      chain, v = [node.attr], node.value
+      while isinstance(v, ast.Attribute):
+        chain.append(v.attr)
+        v = v.value
+      if isinstance(v, ast.Name) and v.id == "jmeta":
+        found.append(".".join(["jmeta"] + chain[::-1]))
+  return [f"{os.path.relpath(path, _harness.REPO)}:{f}" for f in found]
+
+
+def _py_files(*folders: str) -> list[str]:
+  import glob
+  return sorted(p for d in folders
+                for p in glob.glob(os.path.join(_harness.REPO, d, "**", "*.py"), recursive=True))
+
+
+def test_nothing_outside_jmeta_imports_a_private_module(tmp_path):
+  bad = tmp_path / "bad.py"
+  bad.write_text("from jmeta.models._conv import ConvNet\nfrom jmeta import _registry\n"
+                 "import jmeta._meta_step\nimport jmeta\nx = jmeta.models._ops.conv2d\n"
+                 "from jmeta import models as _ops\nfrom jmeta.models import ConvNet\n")
+  assert [f.split(":", 1)[1] for f in _private_jmeta_uses(str(bad))] == [
+      "jmeta.models._conv import ConvNet", "jmeta import _registry", "jmeta._meta_step",
+      "jmeta.models._ops"]
+  files = _py_files(*_OUTSIDE)
+  assert len(files) > 40
+  assert [u for p in files for u in _private_jmeta_uses(p)] == []
+
+
+def test_benchmarks_do_not_edit_sys_path():
+  import re
+  edits = [p for p in _py_files("benchmarks", "notebooks")
+           if re.search(r"sys\.path\.(insert|append)", open(p).read())]
+  assert edits == []
+
+
+def test_list_shows_every_suite_and_experiment_with_its_figure(capsys):
+  from benchmarks import _cli
+  from benchmarks._suites import SUITE_FIGURES, SUITES
+  assert set(SUITE_FIGURES) == set(SUITES) and "conv" in SUITES
+  assert _cli.main(["list"]) == 0
+  out = capsys.readouterr().out
+  exps = _cli.experiments()
+  assert {"benchmarks.experiments.sinusoid_table", "benchmarks.experiments.remat_memory",
+          "benchmarks.omniglot_table", "benchmarks.gpu.run"} <= set(exps)
+  assert not os.path.exists(os.path.join(_harness.REPO, "benchmarks", "conv_speed.py"))
+  for name, fig in exps.items():
+    assert fig, f"{name} declares no README_FIGURE"
+    assert name in out and fig in out
+  for name in SUITES:
+    assert f"  {name} " in out
+
+
+def test_readme_figure_is_read_without_importing(tmp_path):
+  from benchmarks._cli import readme_figure
+  mod = tmp_path / "m.py"
+  mod.write_text("import no_such_module_anywhere\nREADME_FIGURE = (\"README 'X': \"\n"
+                 "                 \"the Y table\")\n")
+  assert readme_figure(str(mod)) == "README 'X': the Y table"
+  mod.write_text("x = 1\n")
+  assert readme_figure(str(mod)) is None
+
+
+def test_conv_configs_and_algo_validation():
+  from benchmarks._suites import conv_configs
+  names = [c.name for c in conv_configs(False)]
+  assert names == [f"conv-{a}-{w}w1s-mb8" for w in (5, 20)
+                   for a in ("maml", "fomaml", "anil", "protonet")]
+  assert [(c.algo, c.first_order) for c in conv_configs(True)] == [
+      ("maml", False), ("maml", True), ("anil", False), ("protonet", False)]
+  assert [c.name for c in conv_configs(True, 32, ("conv-maml-5w",))] == ["conv-maml-5w1s-mb32"]
+  with pytest.raises(ValueError, match="algo must be one of"):
+    _configs.sinusoid_config(1).replace(algo="reptile")
+  with pytest.raises(ValueError, match="needs model 'conv'"):
+    _configs.sinusoid_config(1).replace(algo="anil")
+
+
+def test_cli_rejects_configs_of_a_suite_without_them(capsys):
+  from benchmarks import _cli
+  with pytest.raises(SystemExit):
+    _cli.main(["run", "memory", "--configs", "sinusoid"])
+  assert "only the" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("steps", [1, 5])
+def test_plain_jax_meta_gradient_matches_jmeta_float64(steps):
+  jax = pytest.importorskip("jax")
+  from benchmarks._jax_side import JmetaImpl
+  from benchmarks._plain_jax import TASK_MAPS, PlainJaxImpl
+  cfg = _configs.sinusoid_config(steps, tasks=3)
+  w, b = _configs.init_weights(cfg), _configs.make_batches(cfg, 1, dtype="float64")
+  with jax.enable_x64(True):
+    ref = JmetaImpl(cfg, w, b, "float64").meta_grad()
+    for task_map in TASK_MAPS.values():
+      g = PlainJaxImpl(cfg, w, b, "float64", task_map=task_map).meta_grad()
+      rel = _stats.max_rel_diff(g, ref)
+      assert _stats.gradient_gate(rel)[0], (task_map, rel)
+    # First-order MAML is a different computation: the gate refuses it.
+    fo = PlainJaxImpl(cfg.replace(first_order=True), w, b, "float64").meta_grad()
+  assert not _stats.gradient_gate(_stats.max_rel_diff(fo, ref))[0]
+
+
+def test_plain_jax_conv_layout_and_step():
+  jax = pytest.importorskip("jax")
+  from benchmarks._plain_jax import PlainJaxImpl, conv_features, from_jax, to_jax
+  cfg = _configs.conv_config("protonet", ways=2, tasks=2, queries=1).replace(image=16)
+  w = _configs.init_weights(cfg)
+  p = to_jax(cfg, w, "float32")
+  assert "head.weight" not in p and p["conv0.weight"].shape == (3, 3, 1, 64)
+  back = from_jax(p)
+  for k in back:
+    np.testing.assert_allclose(back[k], w[k], rtol=1e-6, atol=1e-7)
+  x = jax.numpy.zeros((3, 16, 16, 1), jax.numpy.float32)
+  assert conv_features(p, x).shape == (3, 64)  # four 2x2 pools: 16 -> 1
+  impl = PlainJaxImpl(cfg, w, _configs.make_batches(cfg, 1), task_map="scan")
+  before = np.asarray(impl.state[0]["conv0.weight"])
+  impl.step()
+  impl.sync()
+  assert np.isfinite(float(impl._loss))
+  assert not np.allclose(np.asarray(impl.state[0]["conv0.weight"]), before)
+
+
+def test_conv_suite_table_from_canned_jobs(tmp_path):
+  # The suite's logic on canned worker results: the jax rows pass the same gate
+  # as a peer, and a disagreeing one gets no ratio.
+  from benchmarks import _suites
+
+  class FakeCtx(_suites.Ctx):
+    def job(self, job, *, timeout=900.0, env=None):
+      if job["kind"] == "peak":
+        return {"ok": True, "n": 8, "flops_per_s": 1e9}
+      if job["kind"] == "grad":
+        assert job["peers"] == ["jax", "jax-scan"] and "XLA_FLAGS" in env
+        return {"ok": True, "dtype": "float64", "rtol": 1e-6,
+                "peers": {"jax": {"rel_diff": 1e-13}, "jax-scan": {"rel_diff": 0.5}}}
+      assert job["kind"] == "speed" and job["impls"] == ["jmeta", "jax", "jax-scan"]
+      return {"ok": True, "impls": {"jmeta": {"rates": [2.0, 2.0, 3.0]},
+                                    "jax": {"rates": [1.0, 2.0, 1.0]},
+                                    "jax-scan": {"rates": [4.0, 4.0, 4.0]}}}
+
+  ctx = FakeCtx(True, str(tmp_path), lambda m: None, configs=("conv-protonet",), speed_only=True)
+  ctx._peers = {"learn2learn": "ModuleNotFoundError: torch"}
+  run = _suites.conv(ctx)
+  summary = run["sections"][0]["table"]["rows"]
+  assert summary == [["conv-protonet-5w1s-mb2", 2.0, "2x [1-3]", "-", "-"]]
+  rows = {r[0]: r for r in run["sections"][1]["table"]["rows"]}
+  assert rows["jax"][2].startswith("2x") and "agrees" in rows["jax"][3]
+  assert "withheld" in rows["jax-scan"][2]
+  assert rows["learn2learn"][1].startswith("not run")

@@ -8,8 +8,8 @@ import pytest
 from jax.test_util import check_grads
 
 import jmeta
-from jmeta.algorithms._hyperparams import (hypergradient_sgd, hyperparams_of, learned_hyperparams,
-                                           sgd_with_weight_decay)
+from jmeta import (hypergradient_sgd, hyperparams_of, learned_hyperparams,
+                   sgd_with_weight_decay)
 from testing_utils import first_task, linear_apply, linear_batch, linear_params
 
 

@@ -8,7 +8,7 @@ import pytest
 from jax.test_util import check_grads
 
 import jmeta
-from jmeta.algorithms._learned_loss import learned_loss, loss_network
+from jmeta.algorithms import learned_loss, loss_network
 from testing_utils import first_task, linear_apply, linear_batch, linear_params
 
 

@@ -10,7 +10,7 @@ import pytest
 from jax.test_util import check_grads
 
 import jmeta
-from jmeta.algorithms._learned_optimizer import (learned_optimizer, learned_optimizer_transform,
+from jmeta.algorithms import (learned_optimizer, learned_optimizer_transform,
                                                  mlp_optimizer)
 from testing_utils import fingerprint, first_task, linear_apply, linear_batch, linear_params
 

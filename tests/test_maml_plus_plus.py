@@ -8,7 +8,7 @@ import pytest
 from jax.test_util import check_grads
 
 import jmeta
-from jmeta.algorithms._maml_plus_plus import maml_plus_plus, multi_step_weights
+from jmeta.algorithms import maml_plus_plus, multi_step_weights
 from testing_utils import fingerprint, first_task, linear_batch, tiny_mlp
 
 

@@ -9,10 +9,8 @@ import optax
 import pytest
 
 import jmeta
-from jmeta._newton import gauss_newton
-from jmeta.algorithms._imaml import imaml
-from jmeta.algorithms import _hyperparams, _learned_loss, _learned_optimizer
-from jmeta.algorithms._maml_plus_plus import maml_plus_plus
+from jmeta import gauss_newton, imaml, maml_plus_plus
+from jmeta import algorithms
 from testing_utils import blobs_batch, first_task, sinusoid_batch, tiny_mlp
 
 LEARNERS = {
@@ -30,11 +28,11 @@ LEARNERS = {
     "imaml": lambda loss: imaml(loss, optax.sgd(0.02), steps=3, lam=10.0, cg_steps=10, cg_tol=1e-2),
     "maml_gauss_newton": lambda loss: jmeta.maml(
         loss, gauss_newton(tiny_mlp()[1], "mse", 0.5, damping=1.0, cg_steps=30), steps=1),
-    "learned_optimizer": lambda loss: _learned_optimizer.learned_optimizer(
-        loss, _learned_optimizer.mlp_optimizer(hidden=(4,), decays=(0.9,), time_scales=(10.0,)), steps=1),
-    "learned_loss": lambda loss: _learned_loss.learned_loss(
-        tiny_mlp()[1], loss, optax.sgd(0.05), steps=1, network=_learned_loss.loss_network(hidden=(4,))),
-    "learned_hyperparams": lambda loss: _hyperparams.learned_hyperparams(
+    "learned_optimizer": lambda loss: algorithms.learned_optimizer(
+        loss, algorithms.mlp_optimizer(hidden=(4,), decays=(0.9,), time_scales=(10.0,)), steps=1),
+    "learned_loss": lambda loss: algorithms.learned_loss(
+        tiny_mlp()[1], loss, optax.sgd(0.05), steps=1, network=algorithms.loss_network(hidden=(4,))),
+    "learned_hyperparams": lambda loss: algorithms.learned_hyperparams(
         loss, init={"learning_rate": 0.05}, per_step=("learning_rate",), steps=2),
 }
 # The metric learners get an embedding, not a loss; they see classification tasks.
@@ -165,7 +163,7 @@ def test_task_map_modes_agree_with_vmap(mode, chunk):
 
 
 def test_auto_task_map_scans_large_tasks_on_cpu_and_vmaps_small_ones():
-  from jmeta._task_map import AUTO_SCAN_ELEMENTS, resolve_task_map
+  from jmeta import AUTO_SCAN_ELEMENTS, resolve_task_map
   small = sinusoid_batch(n=4)
   n_img = AUTO_SCAN_ELEMENTS // (2 * 28 * 28) + 1
   big = jmeta.Task(jnp.zeros((4, n_img, 28, 28)), jnp.zeros((4, n_img), jnp.int32),

@@ -8,9 +8,8 @@ import pytest
 from jax.test_util import check_grads
 
 import jmeta
-from jmeta.algorithms._matching import cosine_attention
-from jmeta.algorithms._r2d2 import ridge_solve
-from jmeta.models._conv import ConvBody
+from jmeta.algorithms import cosine_attention, ridge_solve
+from jmeta.models import ConvBody
 
 WAYS, SHOTS, QUERIES, DIM = 3, 2, 2, 6
 

@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import jmeta
-from jmeta._newton import NewtonState, gauss_newton, newton
+from jmeta import NewtonState, gauss_newton, newton
 from testing_utils import first_task, linear_apply, linear_batch, linear_params
 
 

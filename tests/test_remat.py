@@ -9,7 +9,7 @@ import optax
 import pytest
 
 import jmeta
-from jmeta._remat import checkpointed_scan, segment_sizes
+from jmeta import checkpointed_scan, segment_sizes
 from testing_utils import first_task, linear_apply, linear_batch, linear_params, sinusoid_batch, tiny_mlp
 
 POLICIES = (True, "sqrt", "log")

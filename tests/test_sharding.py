@@ -11,7 +11,7 @@ import optax
 import pytest
 
 import jmeta
-from jmeta._sharding import task_mesh
+from jmeta import task_mesh
 from testing_utils import sinusoid_batch, tiny_mlp
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
@@ -26,7 +26,7 @@ SCRIPT = textwrap.dedent("""
     jax.config.update("jax_numpy_rank_promotion", "raise")
     sys.path.insert(0, sys.argv[2])
     import jmeta
-    from jmeta._sharding import task_mesh
+    from jmeta import task_mesh
     from testing_utils import sinusoid_batch, tiny_mlp
 
     assert jax.device_count() == 4

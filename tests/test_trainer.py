@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 import jmeta.data as jd
-from jmeta import _registry
-from jmeta import _trainer
+from jmeta import training
 from jmeta import cli
 
 # 3 background alphabets of 3 characters (1 alphabet validates with --split lake --num-valid 1),
@@ -80,7 +79,7 @@ def test_best_meta_parameters_are_the_validation_best(protonet_run):
   best = results["best_val"]
   assert best["score"] == max(scores) and best["step"] == lines[scores.index(max(scores))]["step"]
   # model/best, meta-tested on the same validation tasks, scores exactly the kept best.
-  again = _trainer.evaluate_run(str(protonet_run), split="valid", tasks=8, steps=[0],
+  again = training.evaluate_run(str(protonet_run), split="valid", tasks=8, steps=[0],
                                 log=lambda *a: None)
   assert again["accuracy"] == best["score"]
 
@@ -104,10 +103,10 @@ def test_eval_of_an_interrupted_run_reads_its_newest_checkpoint(protonet_run, tm
   shutil.copytree(protonet_run, copy)
   shutil.rmtree(copy / "model")
   os.remove(copy / "results.json")
-  evaluated = _trainer.evaluate_run(str(copy), log=lambda *a: None)
+  evaluated = training.evaluate_run(str(copy), log=lambda *a: None)
   assert evaluated["meta_test"] == _json(protonet_run / "results.json")["meta_test"]
-  final = _trainer.evaluate_run(str(protonet_run), which="final", log=lambda *a: None)
-  assert _trainer.evaluate_run(str(copy), which="final", log=lambda *a: None)["meta_test"] == \
+  final = training.evaluate_run(str(protonet_run), which="final", log=lambda *a: None)
+  assert training.evaluate_run(str(copy), which="final", log=lambda *a: None)["meta_test"] == \
       final["meta_test"]
 
 
@@ -151,16 +150,16 @@ def test_digits_splits_hold_every_digit_on_disjoint_images():
 
 def test_every_learner_builds_on_every_source_kind_it_supports():
   import jax
-  for algo, spec in _registry.LEARNERS.items():
+  for algo, spec in training.LEARNERS.items():
     for source in ("sinusoid", "logistic", "digits"):
-      kind = _registry.SOURCES[source].kind
-      options = {"algo": algo, ("task" if _registry.SOURCES[source].synthetic else "dataset"): source}
+      kind = training.SOURCES[source].kind
+      options = {"algo": algo, ("task" if training.SOURCES[source].synthetic else "dataset"): source}
       if kind not in spec.kinds:
         with pytest.raises(ValueError, match=f"--algo {algo} needs"):
-          _registry.resolve(options)
+          training.resolve(options)
         continue
-      cfg = _registry.resolve(options)
-      run = _registry.build(cfg, jax.random.key(0))
+      cfg = training.resolve(options)
+      run = training.build(cfg, jax.random.key(0))
       assert run.learner.init is not None
       assert cfg["inner_steps"] == (0 if spec.embedding else 5 if algo == "reptile" else 1)
 
@@ -215,7 +214,7 @@ def test_mnist_pairs_through_the_same_source(tmp_path, monkeypatch):
 
 
 def test_metric_learners_train_on_more_ways_than_they_test(tmp_path):
-  cfg = _registry.resolve({"dataset": "omniglot", "algo": "protonet"})
+  cfg = training.resolve({"dataset": "omniglot", "algo": "protonet"})
   assert (cfg["train_ways"], cfg["train_queries"], cfg["lr_halve_every"], cfg["meta_batch"]) == \
       (60, 5, 2000, 1)  # Snell et al.'s Omniglot recipe
   out = tmp_path / "wide"

@@ -61,11 +61,11 @@ def f64_conv_pool_gradient_error():
   """Relative error of the jit vs op-by-op float64 gradient of conv -> batch norm -> ReLU -> max-pool.
 
   The program that XLA:CPU (jaxlib >= 0.10.2) miscompiles without
-  ``jmeta.models._ops.XLA_F64_WORKAROUND``: 64 channels and a max-pool taken
+  ``jmeta.models.XLA_F64_WORKAROUND``: 64 channels and a max-pool taken
   as a max over a reshaped window. About 1e-15 when compiled right, O(1) when
   not. Needs ``jax_enable_x64``.
   """
-  from jmeta.models import _ops
+  from jmeta import models as _ops
   x = jax.random.uniform(jax.random.key(1), (2, 28, 28, 1), jnp.float64)
   params = {"k": 0.3 * jax.random.normal(jax.random.key(0), (3, 3, 1, 64), jnp.float64),
             "s": jnp.ones(64, jnp.float64), "o": jnp.zeros(64, jnp.float64)}

@@ -38,6 +38,8 @@ from typing import Any, Optional
 
 from benchmarks import _harness
 
+README_FIGURE = "none yet: the GPU run (benchmarks/gpu/README.md); README says no GPU figures yet"
+
 REPO = _harness.REPO
 DEFAULT_DATA = os.path.join(REPO, ".gpu", "omniglot")
 

@@ -1,4 +1,4 @@
-"""MAML in each PyTorch peer, on the harness's configurations.
+"""MAML in each PyTorch peer (and ANIL and ProtoNets in learn2learn), on the harness's configurations.
 
 One torch module per model (the same for every peer), loaded from the
 canonical weights, and four ways of differentiating through the inner loop:
@@ -14,7 +14,10 @@ canonical weights, and four ways of differentiating through the inner loop:
 * ``torch.func``: ``grad`` of the inner loss, the inner loop unrolled inside a
   ``vmap`` over tasks, ``grad`` of the mean query loss.
 
-Every one averages the per-task query losses (so the meta-gradient is the mean
+learn2learn also runs the conv suite's ANIL (``MAML`` around the linear head
+only, features from the body) and ProtoNets (the body over a task's support and
+query images together, prototypes, negative squared distances). Every one
+averages the per-task query losses (so the meta-gradient is the mean
 over tasks, as jmeta's) and, except TorchOpt, steps ``torch.optim.Adam``. They
 run on ``BENCH_TORCH_DEVICE`` (``cpu`` by default; ``cuda`` with
 ``python -m benchmarks run ... --torch-device cuda``), where ``sync()`` waits
@@ -52,11 +55,14 @@ def _modules():
         setattr(self, f"norm{i}", nn.BatchNorm2d(64, affine=True, track_running_stats=False))
       self.head = nn.Linear(feat, ways)
 
-    def forward(self, x):
+    def features(self, x):
       for i in range(4):
         x = getattr(self, f"norm{i}")(getattr(self, f"conv{i}")(x))
         x = F.max_pool2d(F.relu(x), 2)
-      return self.head(x.flatten(1))
+      return x.flatten(1)
+
+    def forward(self, x):
+      return self.head(self.features(x))
 
   return torch, MLP, ConvNet
 
@@ -89,8 +95,11 @@ class _Peer:
 
   name = "peer"
   steps_per_call = 1
+  algos = ("maml",)  # the Config.algo values this peer implements
 
   def __init__(self, cfg: Config, weights, batches, dtype: str = "float32"):
+    if cfg.algo not in self.algos:
+      raise NotImplementedError(f"{self.name} runs {self.algos} here, not {cfg.algo!r}")
     import torch
     self.torch = torch
     self.lib = import_peer(self.name)
@@ -117,8 +126,9 @@ class _Peer:
   def meta_grad(self, batch_index: int = 0) -> dict[str, np.ndarray]:
     self.model.zero_grad(set_to_none=True)
     self.grads(self.tasks[batch_index])
+    # A parameter the algorithm does not use (ProtoNets' head) has no gradient.
     return {n: p.grad.detach().double().cpu().numpy().copy()
-            for n, p in self.model.named_parameters()}
+            for n, p in self.model.named_parameters() if p.grad is not None}
 
   def step(self) -> None:
     self.outer.zero_grad(set_to_none=True)
@@ -133,15 +143,37 @@ class _Peer:
 
 class Learn2Learn(_Peer):
   name = "learn2learn"
+  algos = ("maml", "anil", "protonet")
 
   def setup(self) -> None:
-    self.maml = self.lib.algorithms.MAML(self.model, lr=self.cfg.inner_lr,
-                                         first_order=self.cfg.first_order)
-    self.outer = self.torch.optim.Adam(self.maml.parameters(), lr=self.cfg.outer_lr)
+    cfg = self.cfg
+    adapted = self.model.head if cfg.algo == "anil" else self.model
+    self.maml = self.lib.algorithms.MAML(adapted, lr=cfg.inner_lr, first_order=cfg.first_order)
+    params = [p for n, p in self.model.named_parameters()
+              if cfg.algo != "protonet" or not n.startswith("head")]
+    self.outer = self.torch.optim.Adam(params, lr=cfg.outer_lr)
 
   def grads(self, batch) -> None:
     sx, sy, qx, qy = batch
     n = sx.shape[0]
+    if self.cfg.algo == "anil":
+      for t in range(n):
+        fs, fq = self.model.features(sx[t]), self.model.features(qx[t])
+        learner = self.maml.clone()
+        for _ in range(self.cfg.inner_steps):
+          learner.adapt(self.loss(learner(fs), sy[t]))
+        (self.loss(learner(fq), qy[t]) / n).backward()
+      return
+    if self.cfg.algo == "protonet":  # as learn2learn's ProtoNet example
+      torch = self.torch
+      for t in range(n):
+        z = self.model.features(torch.cat([sx[t], qx[t]]))
+        zs, zq = z[:sx.shape[1]], z[sx.shape[1]:]
+        onehot = torch.nn.functional.one_hot(sy[t], self.cfg.ways).to(z.dtype)
+        protos = onehot.T @ zs / onehot.sum(0)[:, None]
+        d = ((zq[:, None, :] - protos[None, :, :]) ** 2).sum(-1)
+        (self.loss(-d, qy[t]) / n).backward()
+      return
     for t in range(n):
       learner = self.maml.clone()
       for _ in range(self.cfg.inner_steps):

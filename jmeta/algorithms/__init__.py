@@ -14,13 +14,17 @@ from jmeta.algorithms._maml import fomaml
 from jmeta.algorithms._maml import maml
 from jmeta.algorithms._maml import meta_sgd
 from jmeta.algorithms._maml_plus_plus import maml_plus_plus
+from jmeta.algorithms._maml_plus_plus import multi_step_weights
+from jmeta.algorithms._matching import cosine_attention
 from jmeta.algorithms._matching import matching_networks
 from jmeta.algorithms._protonet import protonet
 from jmeta.algorithms._r2d2 import r2d2
+from jmeta.algorithms._r2d2 import ridge_solve
 from jmeta.algorithms._reptile import reptile
 
 __all__ = (
     "anil",
+    "cosine_attention",
     "fomaml",
     "hypergradient_sgd",
     "imaml",
@@ -34,8 +38,10 @@ __all__ = (
     "matching_networks",
     "meta_sgd",
     "mlp_optimizer",
+    "multi_step_weights",
     "protonet",
     "r2d2",
     "reptile",
+    "ridge_solve",
     "sgd_with_weight_decay",
 )

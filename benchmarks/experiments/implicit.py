@@ -10,28 +10,25 @@ Prints, for each learner:
 
 Usage::
 
-  python benchmarks/implicit.py                  # default (~2-3 min on 2 CPU cores)
-  python benchmarks/implicit.py --iterations 2000 --meta-batch 25
-  python benchmarks/implicit.py --only memory
+  python -m benchmarks.experiments.implicit                  # default (~2-3 min on 2 CPU cores)
+  python -m benchmarks.experiments.implicit --iterations 2000 --meta-batch 25
+  python -m benchmarks.experiments.implicit --only memory
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _ROOT not in sys.path:
-  sys.path.insert(0, _ROOT)
+import jax
+import jax.numpy as jnp
+import optax
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import optax  # noqa: E402
+import jmeta
+from jmeta import imaml
 
-import jmeta  # noqa: E402
-from jmeta.algorithms._imaml import imaml  # noqa: E402
+README_FIGURE = ("README 'Beyond MAML': iMAML against MAML, accuracy, speed and meta-gradient memory "
+                 '(printed)')
 
 
 def learners(loss, steps, lam, inner_lr, cg_steps, cg_tol):

@@ -2,7 +2,7 @@
 
 Usage::
 
-  python benchmarks/hyperparams.py [--meta-steps 30] [--steps 100]
+  python -m benchmarks.experiments.hyperparams [--meta-steps 30] [--steps 100]
 
 The objective is the validation (query) loss, averaged over a fixed batch of 64
 linear-regression tasks (8 inputs, 10 noisy training examples each: training
@@ -36,9 +36,13 @@ import numpy as np
 import optax
 
 import jmeta
-from jmeta.algorithms._hyperparams import hyperparams_of, learned_hyperparams
+from jmeta import hyperparams_of, learned_hyperparams
+from benchmarks.experiments import RESULTS_ROOT
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+README_FIGURE = ("README 'Beyond MAML': hypergradient learning rate against a 225-point grid "
+                 '(benchmarks/results/hyperparams.png)')
+
+RESULTS = pathlib.Path(RESULTS_ROOT)
 
 
 def linear_apply(params, x):

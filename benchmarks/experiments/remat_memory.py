@@ -9,8 +9,8 @@ compiled meta-gradient (``compile().memory_analysis()``), the peak of the
 program's live intermediates; time is the median of ``--repeats`` steady-state
 calls (``block_until_ready``), compile time apart.
 
-    python benchmarks/memory.py                   # the full table
-    python benchmarks/memory.py --steps 1,10 --policies none,log --repeats 3
+    python -m benchmarks.experiments.remat_memory                   # the full table
+    python -m benchmarks.experiments.remat_memory --steps 1,10 --policies none,log --repeats 3
 """
 
 from __future__ import annotations
@@ -25,18 +25,15 @@ import optax
 
 import jmeta
 
+README_FIGURE = ("README 'Speed and memory against the peers': the long-inner-loops table, XLA temporary "
+                 'memory per remat policy (printed)')
+
 POLICIES = {"none": False, "step": True, "sqrt": "sqrt", "log": "log"}
 
 
 def _imaml():
   """``jmeta.imaml`` if the installed jmeta has it, else ``None``."""
-  if hasattr(jmeta, "imaml"):
-    return jmeta.imaml
-  try:
-    from jmeta.algorithms._imaml import imaml
-  except ImportError:
-    return None
-  return imaml
+  return getattr(jmeta, "imaml", None)
 
 
 def _learner(name: str, loss_fn, steps: int):

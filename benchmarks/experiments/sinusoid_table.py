@@ -6,8 +6,8 @@ and prints our MSE with its 95% confidence interval beside the paper's, with
 meta-steps per second and compile time. Writes
 ``benchmarks/results/sinusoid_table.{json,md}``.
 
-  python benchmarks/sinusoid_table.py                 # the full table (~10-20 min on 2 cores)
-  python benchmarks/sinusoid_table.py --iterations 2000 --shots 10   # quick look
+  python -m benchmarks.experiments.sinusoid_table                 # the full table (~10-20 min on 2 cores)
+  python -m benchmarks.experiments.sinusoid_table --iterations 2000 --shots 10   # quick look
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ import jax.numpy as jnp
 import optax
 
 import jmeta
+from benchmarks.experiments import RESULTS_ROOT
+
+README_FIGURE = ("README 'Sinusoid regression (Li et al. 2017, Table 1)' "
+                 '(benchmarks/results/sinusoid_table.md)')
 
 PAPER = {  # Li et al. 2017, Table 1 (MSE after one step, 95% CI omitted there for MAML)
     ("maml", 5): 1.13, ("maml", 10): 0.77, ("maml", 20): 0.48,
@@ -86,7 +90,7 @@ def main() -> None:
   parser.add_argument("--algos", nargs="*", default=["maml", "meta-sgd"])
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--eval-tasks", type=int, default=1000)
-  parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
+  parser.add_argument("--out", default=RESULTS_ROOT)
   args = parser.parse_args()
   meta = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
           "jax": jax.__version__, "backend": jax.default_backend()}

@@ -11,27 +11,23 @@ Prints:
 
 Usage::
 
-  python benchmarks/newton.py                # default (~2-3 min on 2 CPU cores)
-  python benchmarks/newton.py --iterations 2000 --tasks 500
+  python -m benchmarks.experiments.newton                # default (~2-3 min on 2 CPU cores)
+  python -m benchmarks.experiments.newton --iterations 2000 --tasks 500
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _ROOT not in sys.path:
-  sys.path.insert(0, _ROOT)
+import jax
+import jax.numpy as jnp
+import optax
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import optax  # noqa: E402
+import jmeta
+from jmeta import gauss_newton, newton
 
-import jmeta  # noqa: E402
-from jmeta._newton import gauss_newton, newton  # noqa: E402
+README_FIGURE = "README 'Beyond MAML': Newton-type inner steps against SGD (printed)"
 
 
 def one_step_table(title, loss, params, tasks, optimizers):

@@ -2,7 +2,7 @@
 
 Usage::
 
-  python benchmarks/learned_optimizer.py [--iterations 2000] [--steps 20]
+  python -m benchmarks.experiments.learned_optimizer [--iterations 2000] [--steps 20]
 
 Meta-trains ``mlp_optimizer()`` (Andrychowicz et al. 2016) by backpropagating
 through 20-step unrolls of a linear model's training on linear-regression tasks
@@ -27,9 +27,13 @@ import numpy as np
 import optax
 
 import jmeta
-from jmeta.algorithms._learned_optimizer import learned_optimizer, mlp_optimizer
+from jmeta import learned_optimizer, mlp_optimizer
+from benchmarks.experiments import RESULTS_ROOT
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+README_FIGURE = ("README 'Beyond MAML': the learned-optimizer plot "
+                 '(benchmarks/results/learned_optimizer.png)')
+
+RESULTS = pathlib.Path(RESULTS_ROOT)
 
 
 def linear_apply(params, x):

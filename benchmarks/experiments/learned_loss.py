@@ -2,7 +2,7 @@
 
 Usage::
 
-  python benchmarks/learned_loss.py [--iterations 3000] [--shots 5]
+  python -m benchmarks.experiments.learned_loss [--iterations 3000] [--shots 5]
 
 Two comparisons on held-out sinusoid tasks (Finn et al. 2017 family, K shots,
 the 1-40-40-1 MLP, one inner SGD step of rate 0.01 during meta-training):
@@ -29,9 +29,12 @@ import numpy as np
 import optax
 
 import jmeta
-from jmeta.algorithms._learned_loss import learned_loss, loss_network
+from jmeta import learned_loss, loss_network
+from benchmarks.experiments import RESULTS_ROOT
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+README_FIGURE = ("README 'Beyond MAML': the learned-loss plot (benchmarks/results/learned_loss.png)")
+
+RESULTS = pathlib.Path(RESULTS_ROOT)
 EVAL_STEPS = (0, 1, 2, 5, 10)
 
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-  python benchmarks/episodes.py [--data-dir DIR] [--iters 200]
+  python -m benchmarks.experiments.episodes [--data-dir DIR] [--iters 200]
 
 Prepares Omniglot (array_record, no TensorFlow) into ``--data-dir`` from the
 archives in ``$JMETA_OMNIGLOT_DIR`` (default ``<repo>/../shared/data/omniglot``),
@@ -21,15 +21,17 @@ import functools
 import json
 import os
 import pathlib
-import sys
 import time
 from typing import Any, Optional
 
 import jax
 
-from jmeta.tasks._episodes import sample_episodes
+from jmeta import sample_episodes
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+README_FIGURE = ("README 'Omniglot': the episode-sampling line, jmeta's sample_episodes against "
+                 "learn2learn's TaskDataset (benchmarks/results/episodes.json)")
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
 OMNIGLOT_DIR = pathlib.Path(os.environ.get("JMETA_OMNIGLOT_DIR",
                                            REPO.parent / "shared" / "data" / "omniglot"))
 
@@ -117,8 +119,6 @@ def measure_l2l_episodes(classes, *, ways: int = 5, shots: int = 1, queries: int
                          episodes: int = 500, seed: int = 0) -> dict[str, Any]:
   """Times learn2learn's ``TaskDataset.sample()`` on the same class-indexed images."""
   import numpy as np  # pylint: disable=g-import-not-at-top
-  if str(REPO) not in sys.path:  # run as a script: make the `benchmarks` package importable
-    sys.path.insert(0, str(REPO))
   from benchmarks.peers._compat import import_peer, setup_torch  # pylint: disable=g-import-not-at-top
   setup_torch(2)
   l2l = import_peer("learn2learn")

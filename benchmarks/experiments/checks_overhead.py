@@ -1,6 +1,6 @@
 """What the in-step input checks cost: ``MetaStep.update`` now against a commit before them.
 
-``python -m benchmarks.checks_overhead --against COMMIT`` extracts ``jmeta/``
+``python -m benchmarks.experiments.checks_overhead --against COMMIT`` extracts ``jmeta/``
 of ``COMMIT`` (``git archive``) as the package ``jmeta_before`` and times both
 versions' ``make_meta_step(...).update`` in one process, on the same
 parameters and task batches, in alternating rounds (before, after, before,
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import re
 import statistics
@@ -32,7 +33,9 @@ import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README_FIGURE = ("none: the cost of MetaStep.update's input checks against an earlier commit (printed)")
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _extract(commit: str, where: str) -> None:
@@ -50,6 +53,16 @@ def _extract(commit: str, where: str) -> None:
           text = fh.read()
         with open(path, "w") as fh:
           fh.write(pattern.sub("jmeta_before", text))
+
+
+def _load_package(name: str, folder: str):
+  """Imports the package in ``folder`` as ``name`` (no ``sys.path`` edit)."""
+  spec = importlib.util.spec_from_file_location(name, os.path.join(folder, "__init__.py"),
+                                                submodule_search_locations=[folder])
+  module = importlib.util.module_from_spec(spec)
+  sys.modules[name] = module
+  spec.loader.exec_module(module)
+  return module
 
 
 def _setups(jm, name: str, meta_batch: int):
@@ -100,8 +113,7 @@ def main(argv=None) -> int:
   import jax
   tmp = tempfile.mkdtemp(prefix="jmeta_before_")
   _extract(args.against, tmp)
-  sys.path.insert(0, tmp)
-  before = importlib.import_module("jmeta_before")
+  before = _load_package("jmeta_before", os.path.join(tmp, "jmeta_before"))
   import jmeta as after
   print(f"before: {args.against} ({before.__file__}); after: {after.__file__}; "
         f"backend {jax.default_backend()}, {os.cpu_count()} CPUs")
