@@ -57,8 +57,6 @@ def run_suite(name: str, out_dir: str, quick: bool, command: str,
 # README figures of the experiments that stay at benchmarks/ (other sessions own
 # their content) and do not declare README_FIGURE themselves.
 _FIGURES_ELSEWHERE = {
-    "benchmarks.omniglot_table": "README 'Omniglot (time-budgeted on CPU)' table "
-                                 "(benchmarks/results/omniglot_table.md)",
     "benchmarks.meta_rl": "README 'Meta-reinforcement learning': the 2D navigation comparison",
 }
 
