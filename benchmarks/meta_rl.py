@@ -103,6 +103,8 @@ def nav(argv) -> None:
   ap.add_argument("--inner-lr", type=float, default=0.1)
   ap.add_argument("--meta-lr", type=float, default=3e-3)
   ap.add_argument("--clip-norm", type=float, default=None)
+  ap.add_argument("--normalize-advantages", action="store_true",
+                  help="standardise each rollout batch's advantages (rllab's center_adv)")
   ap.add_argument("--eval-tasks", type=int, default=100)
   ap.add_argument("--log-every", type=int, default=None)
   ap.add_argument("--seed", type=int, default=0)
@@ -115,7 +117,8 @@ def nav(argv) -> None:
   k_init, k_maml, k_pre, k_oracle, k_test = jax.random.split(jax.random.key(args.seed), 5)
   params = policy.init(k_init, jnp.zeros((2,)))
   oracle_params = policy.init(k_init, jnp.zeros((4,)))
-  common = dict(trajectories=args.trajectories, inner_lr=args.inner_lr)
+  common = dict(trajectories=args.trajectories, inner_lr=args.inner_lr,
+                normalize_advantages=args.normalize_advantages)
 
   speed = env_steps_per_second(env, policy, params, args)
   print(f"compiled rollouts: {speed['steps_per_s']:.3g} env steps/s"

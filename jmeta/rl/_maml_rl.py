@@ -68,6 +68,7 @@ def maml_rl(
     baseline: Optional[str] = "linear",
     estimator: str = "dice",
     first_order: bool = False,
+    normalize_advantages: bool = False,
 ) -> MetaLearner:
   """MAML-RL as a ``MetaLearner`` over :class:`RLTask` batches.
 
@@ -93,6 +94,12 @@ def maml_rl(
     estimator: ``"dice"``, ``"exact"`` or ``"reinforce"`` (module docstring).
     first_order: drop the second-order terms (stop the gradient through the
       inner gradients).
+    normalize_advantages: standardise each rollout batch's advantages (mean
+      and standard deviation over the batch, without gradient) before the
+      surrogates, as rllab's ``center_adv`` in Finn et al.'s code: the inner
+      step's size no longer scales with the task's returns. It rescales (and
+      shifts by a batch-dependent baseline) the estimators, so the closed-form
+      identities of the module docstring hold only without it.
 
   Returns:
     A ``MetaLearner``: ``adapt(meta_params, key, task, *, steps=None)``
@@ -133,7 +140,10 @@ def maml_rl(
       values = est.linear_baseline(traj.obs, returns)
     else:
       values = jnp.zeros_like(returns)
-    return est.gae(traj.rewards, values, gamma, gae_lambda)
+    adv = est.gae(traj.rewards, values, gamma, gae_lambda)
+    if normalize_advantages:
+      adv = (adv - jnp.mean(adv)) / (jnp.std(adv) + 1e-8)
+    return jax.lax.stop_gradient(adv)
 
   def sample(params, task, key):
     return est.rollouts(env, apply_fn, dist, params, task, key, trajectories)
