@@ -307,8 +307,12 @@ def train(options: dict[str, Any], *, progress: bool = True,
     from jmeta._plots import plot_sinusoid_adaptation  # pylint: disable=import-outside-toplevel
     plot_sinusoid_adaptation(run.learner, meta_params, run.apply_fn, run.splits.test, keys.plot,
                              os.path.join(out, "adaptation.png"), steps=(1, 10))
+  if cfg["source"] == "point-nav":
+    from jmeta.rl import plot_nav_adaptation  # pylint: disable=import-outside-toplevel
+    plot_nav_adaptation(run.learner, meta_params, run.apply_fn, run.splits.test, keys.plot,
+                        os.path.join(out, "adaptation.png"), steps=(0, cfg["inner_steps"]))
   log(f"\nwrote {out}/config.json, metrics.jsonl, results.json, model/"
-      + (", adaptation.png" if cfg["source"] == "sinusoid" else "")
+      + (", adaptation.png" if cfg["source"] in ("sinusoid", "point-nav") else "")
       + f" ({meta_steps} meta-steps, train {train_s:.1f} s, meta-test {eval_s:.1f} s)")
   if last is not None and (not math.isfinite(last["query_loss"]) or last["nonfinite"] > 0):
     log(f"jmeta train: error: the run ended on non-finite meta-steps: {int(state.skipped)} of"

@@ -62,6 +62,7 @@ def test_maml_rl_point_nav_trains(tmp_path):
   table = results["meta_test"]
   assert set(table) == {"0", "1"}
   assert table["0"]["return"]["mean"] == pytest.approx(-table["0"]["query_loss"]["mean"])
+  assert (out / "adaptation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize("argv, message", [

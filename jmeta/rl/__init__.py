@@ -29,6 +29,8 @@ from jmeta.rl._estimators import rollouts
 from jmeta.rl._maml_rl import MetaIteration
 from jmeta.rl._maml_rl import maml_rl
 from jmeta.rl._maml_rl import meta_iteration
+from jmeta.rl._plots import nav_positions
+from jmeta.rl._plots import plot_nav_adaptation
 from jmeta.rl._policies import CategoricalMLP
 from jmeta.rl._policies import Distribution
 from jmeta.rl._policies import GaussianMLP
@@ -66,9 +68,11 @@ __all__ = (
     "maml_rl",
     "MassState",
     "meta_iteration",
+    "nav_positions",
     "MetaIteration",
     "point_mass",
     "point_nav",
+    "plot_nav_adaptation",
     "PointState",
     "ppo_clip_objective",
     "random_arms",
