@@ -56,10 +56,15 @@ RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 EVAL_STEPS = (0, 1, 3)
 
 
-def train(learner, env, params, key, args, name):
+def train(learner, env, params, key, args, name, policy=None):
   """Meta-trains ``learner`` with ``jmeta.fit``; returns params and CPU/wall seconds."""
-  it = rl.meta_iteration(learner, env, optax.adam(args.meta_lr), meta_batch=args.meta_batch,
-                         clip_norm=args.clip_norm)
+  if args.outer == "promp" and policy is not None:  # MAML's outer step as ProMP's clipped objective
+    it = rl.promp_iteration(env, policy.apply, optax.adam(args.meta_lr), meta_batch=args.meta_batch,
+                            clip_norm=args.clip_norm, steps=1, trajectories=args.trajectories,
+                            inner_lr=args.inner_lr, normalize_advantages=args.normalize_advantages)
+  else:
+    it = rl.meta_iteration(learner, env, optax.adam(args.meta_lr), meta_batch=args.meta_batch,
+                           clip_norm=args.clip_norm)
   state = it.init(key, params)
   cpu0, wall0 = time.process_time(), time.perf_counter()
   last = None
@@ -103,6 +108,9 @@ def nav(argv) -> None:
   ap.add_argument("--inner-lr", type=float, default=0.1)
   ap.add_argument("--meta-lr", type=float, default=3e-3)
   ap.add_argument("--clip-norm", type=float, default=None)
+  ap.add_argument("--outer", choices=("dice", "promp"), default="dice",
+                  help="MAML's outer update: an Adam step on the DiCE meta-gradient, or ProMP's"
+                  " clipped objective (5 Adam steps per batch)")
   ap.add_argument("--normalize-advantages", action="store_true",
                   help="standardise each rollout batch's advantages (rllab's center_adv)")
   ap.add_argument("--eval-tasks", type=int, default=100)
@@ -126,7 +134,7 @@ def nav(argv) -> None:
 
   trained, timing = {"random": params}, {}
   trained["maml"], timing["maml"] = train(rl.maml_rl(env, policy.apply, steps=1, **common), env,
-                                          params, k_maml, args, "maml")
+                                          params, k_maml, args, "maml", policy=policy)
   trained["pretrained"], timing["pretrained"] = train(
       rl.maml_rl(env, policy.apply, steps=0, **common), env, params, k_pre, args, "pretrained")
   oracle_params, timing["oracle"] = train(

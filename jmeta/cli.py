@@ -171,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
   r = meta_rl.add_argument
   r("--trajectories", type=_positive_int, default=None,
     help="point-nav: episodes per task per rollout" + _defaults("trajectories"))
+  r("--outer-objective", choices=("dice", "promp"), default=None,
+    help="maml-rl's outer update: one optax step on the DiCE meta-gradient (default), or ProMP's"
+    " clipped objective (5 optax steps per batch, Rothfuss et al. 2019)")
   r("--arms", type=_positive_int, default=None, help="bandit: arms k" + _defaults("arms"))
   r("--pulls", type=_positive_int, default=None,
     help="bandit: pulls n per trial" + _defaults("pulls"))

@@ -78,3 +78,14 @@ def test_bad_meta_rl_options_exit_2(argv, message, tmp_path, capsys):
     cli.main(["train", *argv, "--iterations", "0", "--out", str(tmp_path / "x")])
   assert e.value.code == 2
   assert message in capsys.readouterr().err
+
+
+def test_maml_rl_with_promp_outer_objective(tmp_path):
+  out = tmp_path / "promp"
+  assert cli.main(["train", "--task", "point-nav", "--algo", "maml-rl", "--outer-objective", "promp",
+                   "--iterations", "2", "--log-every", "2", "--meta-batch", "2", "--trajectories",
+                   "2", "--hidden", "4", "--val-tasks", "0", "--eval-tasks", "2", "--eval-steps", "1",
+                   "--out", str(out), "--no-progress"]) == 0
+  line, = _lines(out)
+  assert line["step"] == 2 and 0 <= line["clip_fraction"] <= 1 and -300 < line["return"] < 0
+  assert json.loads((out / "results.json").read_text())["config"]["outer_objective"] == "promp"

@@ -30,6 +30,8 @@ from jmeta.rl._maml_rl import MetaIteration
 from jmeta.rl._maml_rl import maml_rl
 from jmeta.rl._maml_rl import meta_iteration
 from jmeta.rl._plots import nav_positions
+from jmeta.rl._promp import PrompBatch
+from jmeta.rl._promp import promp_iteration
 from jmeta.rl._plots import plot_nav_adaptation
 from jmeta.rl._policies import CategoricalMLP
 from jmeta.rl._policies import Distribution
@@ -74,6 +76,8 @@ __all__ = (
     "point_nav",
     "plot_nav_adaptation",
     "PointState",
+    "PrompBatch",
+    "promp_iteration",
     "ppo_clip_objective",
     "random_arms",
     "reinforce_surrogate",

@@ -54,6 +54,20 @@ def _check_unit(value: Any, name: str) -> float:
   return float(value)
 
 
+def batch_advantages(traj: est.Trajectory, gamma: float, gae_lambda: float,
+                     baseline: Optional[str], normalize: bool) -> jax.Array:
+  """GAE of a batch of trajectories with the baseline fitted to it (no gradient), ``(n, T)``."""
+  returns = est.discounted_returns(traj.rewards, gamma)
+  if baseline == "linear":
+    values = est.linear_baseline(traj.obs, returns)
+  else:
+    values = jnp.zeros_like(returns)
+  adv = est.gae(traj.rewards, values, gamma, gae_lambda)
+  if normalize:
+    adv = (adv - jnp.mean(adv)) / (jnp.std(adv) + 1e-8)
+  return jax.lax.stop_gradient(adv)
+
+
 def maml_rl(
     env: Env,
     apply_fn: Callable[[Any, jax.Array], Any],
@@ -135,15 +149,7 @@ def maml_rl(
   score_term = estimator == "exact" and not first_order
 
   def advantages(traj):
-    returns = est.discounted_returns(traj.rewards, gamma)
-    if baseline == "linear":
-      values = est.linear_baseline(traj.obs, returns)
-    else:
-      values = jnp.zeros_like(returns)
-    adv = est.gae(traj.rewards, values, gamma, gae_lambda)
-    if normalize_advantages:
-      adv = (adv - jnp.mean(adv)) / (jnp.std(adv) + 1e-8)
-    return jax.lax.stop_gradient(adv)
+    return batch_advantages(traj, gamma, gae_lambda, baseline, normalize_advantages)
 
   def sample(params, task, key):
     return est.rollouts(env, apply_fn, dist, params, task, key, trajectories)

@@ -19,6 +19,7 @@ import optax
 from jmeta.rl._envs import bernoulli_bandit, point_nav
 from jmeta.rl._maml_rl import maml_rl
 from jmeta.rl._policies import GaussianMLP, GRUPolicy
+from jmeta.rl._promp import promp_iteration
 from jmeta.rl._rl2 import rl2
 
 _BACKBONES = {"point-nav": "gaussian-mlp", "bandit": "gru"}
@@ -72,7 +73,7 @@ def _learner_defaults(algo: str):
                        f" takes --algo {_LEARNER_OF[src.backbone]}")
     out = {"outer_opt": "adam", "lr_halve_every": None}
     if algo == "maml-rl":
-      out.update(first_order=False, inner_opt="sgd")
+      out.update(first_order=False, inner_opt="sgd", outer_objective="dice")
     return out
   return defaults
 
@@ -81,7 +82,7 @@ def learner(name: str, LearnerSpec):  # pylint: disable=invalid-name
   """The ``LearnerSpec`` of meta-RL learner ``name``."""
   if name == "maml-rl":
     return LearnerSpec("maml-rl", "jmeta.rl.maml_rl", ("rl",), False, _learner_defaults(name),
-                       frozenset({"inner_steps", "inner_lr", "first_order"}), None,
+                       frozenset({"inner_steps", "inner_lr", "first_order", "outer_objective"}), None,
                        "Finn et al. 2017 (DiCE: Foerster et al. 2018)")
   return LearnerSpec("rl2", "jmeta.rl.rl2", ("rl",), False, _learner_defaults(name),
                      frozenset({"entropy_coef"}), None,
@@ -95,9 +96,15 @@ def build(cfg: dict, key: jax.Array, env) -> tuple[Any, ...]:
   if cfg["algo"] == "maml-rl":
     policy = GaussianMLP(env.action_size, hidden=(h, h))
     params = policy.init(key, jnp.zeros((env.obs_size,)))
-    learner = maml_rl(env, policy.apply, steps=cfg["inner_steps"], inner_lr=cfg["inner_lr"],
-                      trajectories=cfg["trajectories"], first_order=cfg["first_order"])
-    return params, policy.apply, learner, learner, outer, "return", None
+    inner = dict(steps=cfg["inner_steps"], inner_lr=cfg["inner_lr"],
+                 trajectories=cfg["trajectories"], first_order=cfg["first_order"])
+    learner = maml_rl(env, policy.apply, **inner)
+    make_step = None
+    if cfg["outer_objective"] == "promp":
+      def make_step():
+        return promp_iteration(env, policy.apply, outer, meta_batch=cfg["meta_batch"],
+                               clip_norm=cfg["clip_norm"], **inner).step
+    return params, policy.apply, learner, learner, outer, "return", make_step
   gru = GRUPolicy(actions=env.action_size, hidden=h)
   params = gru.init(key, gru.initial_carry(), jnp.ones((env.obs_size,)), jnp.array(0), 0.0, True)
   agent = rl2(env, gru.apply, gru.initial_carry(), outer, entropy_coef=cfg["entropy_coef"],
