@@ -1,9 +1,13 @@
-"""MAML-RL on 2D navigation (Finn et al. 2017, Sec. 5.3, Fig. 4): return after 0, 1 and 3 steps.
+"""Meta-RL benchmarks: MAML-RL on 2D navigation (Finn et al. 2017) and RL² on bandits (Duan et al. 2016).
 
 Usage::
 
-  python benchmarks/meta_rl.py                       # the full comparison (see README)
-  python benchmarks/meta_rl.py --iterations 5 --eval-tasks 20 --hidden 32 --out /tmp/meta_rl.json
+  python -m benchmarks.meta_rl nav --iterations 300          # 2D navigation (see README)
+  python -m benchmarks.meta_rl nav --iterations 5 --eval-tasks 20 --hidden 32 --out /tmp/nav.json
+  python -m benchmarks.meta_rl bandit --arms 5 --pulls 10    # RL² against the classical strategies
+  python -m benchmarks.meta_rl table                         # README's tables from the JSON files
+
+``nav``: return after 0, 1 and 3 adaptation steps (Finn et al., Sec. 5.3, Fig. 4).
 
 Four policies (Gaussian MLP, ``--hidden`` x 2 ReLU units, actions clipped to
 0.1, horizon 100), all adapted on held-out goals with the same inner loop
@@ -22,6 +26,14 @@ Reports the mean undiscounted return (sum of minus distances over 100 steps)
 with 95% CIs over ``--eval-tasks`` held-out goals (the same goals for every
 policy), the training CPU and wall time of each, and the environment steps per
 second of the compiled rollouts. Writes ``--out`` (JSON).
+
+``bandit``: RL² (``jmeta.rl.rl2``: a GRU trained with PPO across trials of
+``--pulls`` pulls of ``--arms`` Bernoulli arms, means U[0, 1]) for
+``--iterations`` PPO iterations of ``--meta-batch`` trials, then the total
+reward per trial on ``--eval-tasks`` held-out bandits, against random, UCB1,
+Thompson sampling and the finite-horizon Gittins index played on the same
+arms (mean ± 95% CI; Duan et al., Table 1). Writes
+``results/meta_rl_bandit_k{arms}_n{pulls}.json``.
 """
 
 from __future__ import annotations
@@ -29,10 +41,12 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 import jmeta
@@ -42,10 +56,15 @@ RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 EVAL_STEPS = (0, 1, 3)
 
 
-def train(learner, env, params, key, args, name):
+def train(learner, env, params, key, args, name, policy=None):
   """Meta-trains ``learner`` with ``jmeta.fit``; returns params and CPU/wall seconds."""
-  it = rl.meta_iteration(learner, env, optax.adam(args.meta_lr), meta_batch=args.meta_batch,
-                         clip_norm=args.clip_norm)
+  if args.outer == "promp" and policy is not None:  # MAML's outer step as ProMP's clipped objective
+    it = rl.promp_iteration(env, policy.apply, optax.adam(args.meta_lr), meta_batch=args.meta_batch,
+                            clip_norm=args.clip_norm, steps=1, trajectories=args.trajectories,
+                            inner_lr=args.inner_lr, normalize_advantages=args.normalize_advantages)
+  else:
+    it = rl.meta_iteration(learner, env, optax.adam(args.meta_lr), meta_batch=args.meta_batch,
+                           clip_norm=args.clip_norm)
   state = it.init(key, params)
   cpu0, wall0 = time.process_time(), time.perf_counter()
   last = None
@@ -79,8 +98,9 @@ def env_steps_per_second(env, policy, params, args) -> dict:
   return {"steps_per_rollout_batch": steps, "compile_s": compile_s, "steps_per_s": steps / per}
 
 
-def main() -> None:
-  ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def nav(argv) -> None:
+  """The 2D-navigation comparison."""
+  ap = argparse.ArgumentParser(prog="meta_rl nav", description=__doc__.split("\n")[0])
   ap.add_argument("--iterations", type=int, default=500)
   ap.add_argument("--meta-batch", type=int, default=20)
   ap.add_argument("--trajectories", type=int, default=20)
@@ -88,11 +108,16 @@ def main() -> None:
   ap.add_argument("--inner-lr", type=float, default=0.1)
   ap.add_argument("--meta-lr", type=float, default=3e-3)
   ap.add_argument("--clip-norm", type=float, default=None)
+  ap.add_argument("--outer", choices=("dice", "promp"), default="dice",
+                  help="MAML's outer update: an Adam step on the DiCE meta-gradient, or ProMP's"
+                  " clipped objective (5 Adam steps per batch)")
+  ap.add_argument("--normalize-advantages", action="store_true",
+                  help="standardise each rollout batch's advantages (rllab's center_adv)")
   ap.add_argument("--eval-tasks", type=int, default=100)
   ap.add_argument("--log-every", type=int, default=None)
   ap.add_argument("--seed", type=int, default=0)
-  ap.add_argument("--out", default=str(RESULTS / "meta_rl.json"))
-  args = ap.parse_args()
+  ap.add_argument("--out", default=str(RESULTS / "meta_rl_nav.json"))
+  args = ap.parse_args(argv)
   args.log_every = args.log_every or max(1, min(50, args.iterations))
 
   env, oracle_env = rl.point_nav(), rl.point_nav(observe_goal=True)
@@ -100,7 +125,8 @@ def main() -> None:
   k_init, k_maml, k_pre, k_oracle, k_test = jax.random.split(jax.random.key(args.seed), 5)
   params = policy.init(k_init, jnp.zeros((2,)))
   oracle_params = policy.init(k_init, jnp.zeros((4,)))
-  common = dict(trajectories=args.trajectories, inner_lr=args.inner_lr)
+  common = dict(trajectories=args.trajectories, inner_lr=args.inner_lr,
+                normalize_advantages=args.normalize_advantages)
 
   speed = env_steps_per_second(env, policy, params, args)
   print(f"compiled rollouts: {speed['steps_per_s']:.3g} env steps/s"
@@ -108,7 +134,7 @@ def main() -> None:
 
   trained, timing = {"random": params}, {}
   trained["maml"], timing["maml"] = train(rl.maml_rl(env, policy.apply, steps=1, **common), env,
-                                          params, k_maml, args, "maml")
+                                          params, k_maml, args, "maml", policy=policy)
   trained["pretrained"], timing["pretrained"] = train(
       rl.maml_rl(env, policy.apply, steps=0, **common), env, params, k_pre, args, "pretrained")
   oracle_params, timing["oracle"] = train(
@@ -143,6 +169,134 @@ def main() -> None:
   path.parent.mkdir(parents=True, exist_ok=True)
   path.write_text(json.dumps(result, indent=2))
   print(f"\nwrote {path}")
+
+
+BANDIT_BASELINES = ("random", "ucb1", "thompson", "gittins")
+
+
+def bandit(argv) -> None:
+  """RL² on Bernoulli bandits against the classical strategies, on the same arms."""
+  ap = argparse.ArgumentParser(prog="meta_rl bandit", description=bandit.__doc__)
+  ap.add_argument("--arms", type=int, default=5)
+  ap.add_argument("--pulls", type=int, default=10)
+  ap.add_argument("--iterations", type=int, default=1000)
+  ap.add_argument("--meta-batch", type=int, default=64)
+  ap.add_argument("--hidden", type=int, default=128)
+  ap.add_argument("--lr", type=float, default=1e-3)
+  ap.add_argument("--entropy-coef", type=float, default=0.01)
+  ap.add_argument("--gamma", type=float, default=0.99)
+  ap.add_argument("--gae-lambda", type=float, default=0.95)
+  ap.add_argument("--epochs", type=int, default=4)
+  ap.add_argument("--minibatches", type=int, default=4)
+  ap.add_argument("--time-budget", type=float, default=1500.0,
+                  help="stop training after this many seconds (wall)")
+  ap.add_argument("--eval-tasks", type=int, default=1000)
+  ap.add_argument("--log-every", type=int, default=50)
+  ap.add_argument("--seed", type=int, default=0)
+  ap.add_argument("--out", default=None)
+  args = ap.parse_args(argv)
+  out = pathlib.Path(args.out or RESULTS / f"meta_rl_bandit_k{args.arms}_n{args.pulls}.json")
+
+  env = rl.bernoulli_bandit(args.arms, args.pulls)
+  gru = rl.GRUPolicy(actions=args.arms, hidden=args.hidden)
+  k_init, k_train, k_test, k_base = jax.random.split(jax.random.key(args.seed), 4)
+  params = gru.init(k_init, gru.initial_carry(), jnp.ones((1,)), jnp.array(0), 0.0, True)
+  agent = rl.rl2(env, gru.apply, gru.initial_carry(), optax.adam(args.lr),
+                 entropy_coef=args.entropy_coef, gamma=args.gamma, gae_lambda=args.gae_lambda,
+                 epochs=args.epochs, minibatches=args.minibatches)
+  state = agent.step.init(k_init, params)
+
+  # Steady-state speed of the compiled trials of one batch (compile timed apart).
+  tasks = env.sample_batch(jax.random.key(1), args.meta_batch)
+  collect = jax.jit(agent.collect)
+  t0 = time.perf_counter()
+  jax.block_until_ready(collect(params, tasks))
+  compile_s = time.perf_counter() - t0
+  t0 = time.perf_counter()
+  for i in range(5):
+    jax.block_until_ready(collect(params, env.sample_batch(jax.random.key(i + 2), args.meta_batch)))
+  steps = args.meta_batch * args.pulls
+  speed = {"steps_per_batch": steps, "compile_s": compile_s,
+           "steps_per_s": steps * 5 / (time.perf_counter() - t0)}
+  print(f"compiled trials: {speed['steps_per_s']:.3g} env steps/s", flush=True)
+
+  cpu0, wall0 = time.process_time(), time.perf_counter()
+  curve = []
+  for state, rec in jmeta.fit(agent.step, state, env.sample_batch, key=k_train,
+                               iterations=args.iterations, meta_batch=args.meta_batch,
+                               log_every=args.log_every):
+    wall = time.perf_counter() - wall0
+    curve.append({"step": rec["step"], "return": rec["return"], "entropy": rec["entropy"],
+                  "wall_s": wall})
+    print(f"  rl2 k={args.arms} n={args.pulls}: step {rec['step']:5d}  return"
+          f" {rec['return']:7.3f}  entropy {rec['entropy']:.3f}  kl {rec['approx_kl']:.4f}"
+          f"  {wall:6.0f} s", flush=True)
+    if wall > args.time_budget:
+      break
+  jax.block_until_ready(state)
+  training = {"cpu_s": time.process_time() - cpu0, "wall_s": time.perf_counter() - wall0,
+              "iterations": int(state.step), "skipped": int(state.skipped)}
+
+  # The same held-out arms (and trial keys) for RL² and every baseline.
+  test = env.sample_batch(k_test, args.eval_tasks)
+  totals = {"rl2": np.asarray(jax.jit(jax.vmap(
+      lambda t: agent.learner.task_loss(state.meta_params, t)[1]["return"]))(test))}
+  strategies = {"random": rl.random_arms, "ucb1": rl.ucb1, "thompson": rl.thompson,
+                "gittins": rl.gittins(rl.gittins_table(args.pulls))}
+  totals.update(rl.bandit_baselines(test.params, k_base, args.pulls, strategies))
+  table = {name: jmeta.mean_ci95(v) for name, v in totals.items()}
+  ratio = table["rl2"][0] / table["thompson"][0]
+  print(f"\ntotal reward per trial, k={args.arms} arms, n={args.pulls} pulls,"
+        f" {args.eval_tasks} held-out bandits (mean ± 95% CI):")
+  for name, (m, h) in table.items():
+    print(f"  {name:10s} {m:8.3f} ± {h:.3f}")
+  print(f"  RL² / Thompson = {ratio:.3f}")
+  result = {"config": vars(args), "env": env.describe(), "total_reward": table,
+            "rl2_over_thompson": ratio, "training": training, "trial_speed": speed,
+            "curve": curve, "backend": jax.default_backend(), "jax": jax.__version__}
+  out.parent.mkdir(parents=True, exist_ok=True)
+  out.write_text(json.dumps(result, indent=2))
+  print(f"wrote {out}")
+
+
+def table(argv) -> None:
+  """Prints README's markdown tables from the JSON files of ``nav`` and ``bandit``."""
+  ap = argparse.ArgumentParser(prog="meta_rl table", description=table.__doc__)
+  ap.add_argument("--dir", default=str(RESULTS))
+  args = ap.parse_args(argv)
+  folder = pathlib.Path(args.dir)
+  nav_path = folder / "meta_rl_nav.json"
+  if nav_path.exists():
+    r = json.loads(nav_path.read_text())
+    names = {"random": "random init", "maml": "MAML-RL (DiCE)",
+             "pretrained": "pretrained on all goals", "oracle": "goal-aware oracle"}
+    print("| policy | k=0 | k=1 | k=3 | train CPU s |\n| --- | --- | --- | --- | --- |")
+    for name, row in r["return"].items():
+      cells = " | ".join(f"{row[s][0]:.1f} ± {row[s][1]:.1f}" if s in row else ""
+                         for s in ("0", "1", "3"))
+      cpu = r["training"].get(name, {}).get("cpu_s")
+      print(f"| {names.get(name, name)} | {cells} | {'' if cpu is None else f'{cpu:.0f}'} |")
+    print()
+  rows = sorted(folder.glob("meta_rl_bandit_k*_n*.json"),
+                key=lambda p: (json.loads(p.read_text())["config"]["pulls"],
+                               json.loads(p.read_text())["config"]["arms"]))
+  if rows:
+    print("| k, n | random | UCB1 | Thompson | Gittins | RL² | RL² / Thompson | train CPU s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for p in rows:
+      r = json.loads(p.read_text())
+      t = r["total_reward"]
+      cells = " | ".join(f"{t[n][0]:.2f} ± {t[n][1]:.2f}" for n in (*BANDIT_BASELINES, "rl2"))
+      print(f"| {r['config']['arms']}, {r['config']['pulls']} | {cells} |"
+            f" {r['rl2_over_thompson']:.3f} | {r['training']['cpu_s']:.0f} |")
+
+
+def main(argv=None) -> None:
+  argv = sys.argv[1:] if argv is None else list(argv)
+  commands = {"nav": nav, "bandit": bandit, "table": table}
+  if not argv or argv[0] not in commands:
+    sys.exit(f"usage: python -m benchmarks.meta_rl {{{'|'.join(commands)}}} [options]\n\n{__doc__}")
+  commands[argv[0]](argv[1:])
 
 
 if __name__ == "__main__":

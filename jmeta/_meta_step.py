@@ -268,7 +268,7 @@ def make_meta_step(
 
   def check(state: Any, tasks: Any) -> Task:
     tasks = check_task_batch(tasks, ranks=seen["ranks"])
-    if seen["ranks"] is None:
+    if seen["ranks"] is None and isinstance(tasks, Task):
       seen["ranks"] = (len(tasks.support_x.shape), len(tasks.support_y.shape))
     if state is not seen["last"]:
       check_state(state, tasks)

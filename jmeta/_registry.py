@@ -34,7 +34,11 @@ from jmeta.tasks import _synthetic
 from jmeta.tasks._sources import TaskSource, episode_source
 
 KINDS = ("regression", "binary", "classification")
-"""Task kinds: regression (MSE), binary (one logit, cross-entropy), classification (N-way)."""
+"""Task kinds: regression (MSE), binary (one logit, cross-entropy), classification (N-way).
+
+Meta-RL task families (``jmeta.rl``) are of kind ``"rl"``: their learners
+(``maml-rl``, ``rl2``) support only that kind, and the others do not support it.
+"""
 
 # Options every run takes (the CLI's flags, as ``dest`` names), and their defaults.
 COMMON_DEFAULTS: Mapping[str, Any] = {
@@ -205,6 +209,16 @@ def _pairs_defaults(cfg: dict) -> dict:
 _SYNTHETIC_OPTIONS = frozenset({"task", "eval_queries"})
 _DATASET_OPTIONS = frozenset({"dataset", "ways", "hidden"})
 
+def _rl_source(name: str) -> SourceSpec:
+  from jmeta.rl import _registry as rl_registry  # pylint: disable=import-outside-toplevel
+  return rl_registry.source(name, SourceSpec, Splits)
+
+
+def _rl_learner(name: str) -> LearnerSpec:
+  from jmeta.rl import _registry as rl_registry  # pylint: disable=import-outside-toplevel
+  return rl_registry.learner(name, LearnerSpec)
+
+
 SOURCES: dict[str, SourceSpec] = {
     "sinusoid": SourceSpec(
         "sinusoid", "regression", True, "mlp", _synthetic_defaults, _SYNTHETIC_OPTIONS,
@@ -229,6 +243,8 @@ SOURCES: dict[str, SourceSpec] = {
         "mnist", "classification", False, "flat-mlp", _pairs_defaults,
         _DATASET_OPTIONS | {"tfds_dir"}, _episode_splits(_load_mnist, "mnist"),
         "LeCun et al. 1998, TFDS mnist prepared locally; pairs of digits"),
+    "point-nav": _rl_source("point-nav"),
+    "bandit": _rl_source("bandit"),
 }
 
 # --------------------------------------------------------------------------- learners
@@ -349,6 +365,8 @@ LEARNERS: dict[str, LearnerSpec] = {
         lambda cfg, embed: algorithms.r2d2(embed, ways=cfg["ways"],
                                            init_scale=cfg["r2d2_init_scale"]),
         "Bertinetto et al. 2019"),
+    "maml-rl": _rl_learner("maml-rl"),
+    "rl2": _rl_learner("rl2"),
 }
 
 # --------------------------------------------------------------------------- resolve and build
@@ -434,6 +452,7 @@ class Run(NamedTuple):
   train_learner: MetaLearner
   outer_opt: optax.GradientTransformation
   selection: str
+  make_step: Optional[Callable[[], Any]] = None  # a learner's own MetaStep (RL²'s PPO)
 
 
 def _loss(kind: str, apply_fn: Callable) -> Callable:
@@ -468,6 +487,9 @@ def build(cfg: dict, key: jax.Array, splits: Optional[Splits] = None) -> Run:
   """
   source, spec = SOURCES[cfg["source"]], LEARNERS[cfg["algo"]]
   splits = source.splits(cfg) if splits is None else splits
+  if cfg["kind"] == "rl":
+    from jmeta.rl import _registry as rl_registry  # pylint: disable=import-outside-toplevel
+    return Run(cfg, splits, *rl_registry.build(cfg, key, splits.train))
   example = jax.eval_shape(lambda k: splits.train.sample_batch(k, 1), jax.random.key(0))
   net = _network(cfg, spec.embedding)
   x = jnp.zeros((2, *example.support_x.shape[2:]), example.support_x.dtype)

@@ -102,9 +102,14 @@ def meta_test(run: _registry.Run, meta_params: Any, source: Any, key: jax.Array,
 
 
 def _score(run: _registry.Run, table: dict) -> float:
-  """Validation score (higher is better): accuracy, or minus the query loss."""
+  """Validation score (higher is better): accuracy or return, or minus the query loss."""
   mean = table[next(iter(table))][run.selection][0]
-  return mean if run.selection == "query_accuracy" else -mean
+  return mean if run.selection in ("query_accuracy", "return") else -mean
+
+
+def _shown(run: _registry.Run, score: float) -> float:
+  """The validation metric of a score (a loss is minus its score)."""
+  return score if run.selection in ("query_accuracy", "return") else -score
 
 
 def _scalar(x: float | int) -> np.ndarray:
@@ -136,10 +141,11 @@ def _print(*args: Any) -> None:
 
 def table_lines(cfg: dict, table: dict) -> list[str]:
   """The meta-test table as printed by ``jmeta train`` and ``jmeta eval``."""
-  loss = {"regression": "MSE", "binary": "cross-entropy", "classification": "cross-entropy"}
-  lines = [f"  {'steps':>5}  {loss[cfg['kind']]:>18}" + ("  accuracy (%)" if cfg["kind"] != "regression" else "")]
+  loss = {"regression": "MSE", "binary": "cross-entropy", "classification": "cross-entropy",
+          "rl": "return"}
+  lines = [f"  {'steps':>5}  {loss[cfg['kind']]:>18}" + ("  accuracy (%)" if cfg["kind"] not in ("regression", "rl") else "")]
   for s, row in table.items():
-    m, h = row["query_loss"]
+    m, h = row["return" if cfg["kind"] == "rl" else "query_loss"]
     line = f"  {s:>5}  {m:>8.4f} +/- {h:.4f}"
     if "query_accuracy" in row:
       a, ah = row["query_accuracy"]
@@ -183,9 +189,9 @@ def train(options: dict[str, Any], *, progress: bool = True,
   t_load = time.time()
   run = _registry.build(cfg, keys.init)
   load_s = time.time() - t_load
-  step = make_meta_step(run.train_learner, run.outer_opt, clip_norm=cfg["clip_norm"],
-                        task_map=cfg["task_map"],
-                        chunk_size=cfg["meta_batch"] if cfg["task_map"] == "chunked" else None)
+  step = run.make_step() if run.make_step is not None else make_meta_step(
+      run.train_learner, run.outer_opt, clip_norm=cfg["clip_norm"], task_map=cfg["task_map"],
+      chunk_size=cfg["meta_batch"] if cfg["task_map"] == "chunked" else None)
   state = step.init(keys.meta, run.params)
   validating = cfg["val_tasks"] >= 2
   best = {"meta_params": state.meta_params, "score": _scalar(-np.inf), "step": _scalar(0),
@@ -255,7 +261,8 @@ def train(options: dict[str, Any], *, progress: bool = True,
                             or finished):
         _checkpoint.save_checkpoint(directory, state, keys.train, described(cfg), extra=best)
       bar.update(done - bar.n)
-      postfix = {"meta_loss": f"{record['query_loss']:.4f}"}
+      postfix = ({"return": f"{record['return']:.3f}"} if "return" in record
+                 else {"meta_loss": f"{record['query_loss']:.4f}"})
       if "query_accuracy" in record:
         postfix["acc"] = f"{record['query_accuracy']:.3f}"
       if "val_" + run.selection in record:
@@ -279,7 +286,7 @@ def train(options: dict[str, Any], *, progress: bool = True,
                     steps=tuple(cfg["eval_steps"]))
   eval_s = time.time() - t1
   chosen = (f" (meta-parameters of step {int(best['step'])}, best validation"
-            f" {run.selection} {abs(float(best['score'])):.4f})" if validating else "")
+            f" {run.selection} {_shown(run, float(best['score'])):.4f})" if validating else "")
   log(f"\nmeta-test on {cfg['eval_tasks']} tasks of {describe(sources['test'])}{chosen}:")
   for line in table_lines(cfg, table):
     log(line)
@@ -305,8 +312,12 @@ def train(options: dict[str, Any], *, progress: bool = True,
     from jmeta._plots import plot_sinusoid_adaptation  # pylint: disable=import-outside-toplevel
     plot_sinusoid_adaptation(run.learner, meta_params, run.apply_fn, run.splits.test, keys.plot,
                              os.path.join(out, "adaptation.png"), steps=(1, 10))
+  if cfg["source"] == "point-nav":
+    from jmeta.rl import plot_nav_adaptation  # pylint: disable=import-outside-toplevel
+    plot_nav_adaptation(run.learner, meta_params, run.apply_fn, run.splits.test, keys.plot,
+                        os.path.join(out, "adaptation.png"), steps=(0, cfg["inner_steps"]))
   log(f"\nwrote {out}/config.json, metrics.jsonl, results.json, model/"
-      + (", adaptation.png" if cfg["source"] == "sinusoid" else "")
+      + (", adaptation.png" if cfg["source"] in ("sinusoid", "point-nav") else "")
       + f" ({meta_steps} meta-steps, train {train_s:.1f} s, meta-test {eval_s:.1f} s)")
   if last is not None and (not math.isfinite(last["query_loss"]) or last["nonfinite"] > 0):
     log(f"jmeta train: error: the run ended on non-finite meta-steps: {int(state.skipped)} of"

@@ -8,7 +8,7 @@ arrays and on ``jax.ShapeDtypeStruct`` alike and never wait for the device.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +17,15 @@ import numpy as np
 from jmeta._base import PyTree, Task
 
 _FIELDS = Task._fields
+
+# Batch types other than ``Task`` (e.g. ``jmeta.rl.RLTask``) and their checks:
+# ``check(tasks, name) -> tasks``. Registered by the module that defines the type.
+_BATCH_CHECKS: dict[type, Callable[[Any, str], Any]] = {}
+
+
+def register_batch_check(cls: type, check: Callable[[Any, str], Any]) -> None:
+  """Makes :func:`check_task_batch` accept batches of type ``cls``, checked by ``check``."""
+  _BATCH_CHECKS[cls] = check
 
 
 def _is_array(v: Any) -> bool:
@@ -74,6 +83,9 @@ def check_task_batch(tasks: Any, name: str = "tasks",
   Returns:
     ``tasks`` with every field an array.
   """
+  for cls, check in _BATCH_CHECKS.items():
+    if isinstance(tasks, cls):  # another kind of task batch (see register_batch_check)
+      return check(tasks, name)
   tasks = as_task_batch(tasks, name)
   for field, v in zip(_FIELDS, tasks):
     if not (jnp.issubdtype(v.dtype, jnp.number) or jnp.issubdtype(v.dtype, jnp.bool_)):

@@ -143,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
   f = few.add_argument
   f("--ways", type=_positive_int, default=None, help="classes per episode" + _defaults("ways"))
   f("--hidden", type=_positive_int, default=None,
-    help="conv filters or MLP width" + _defaults("hidden"))
+    help="conv filters, MLP width, or the meta-RL policy's width (GRU units for rl2)"
+    + _defaults("hidden"))
   f("--data-dir", default=None,
     help="omniglot: folder holding images_background.zip and images_evaluation.zip")
   f("--tfds-dir", default=None,
@@ -166,6 +167,19 @@ def build_parser() -> argparse.ArgumentParser:
     " protonet and r2d2: 5)")
   f("--r2d2-init-scale", type=_positive_float, default=None,
     help="initial logit scale of r2d2 (default 10)")
+
+  meta_rl = train.add_argument_group("meta-RL (--task point-nav: maml-rl; --task bandit: rl2)")
+  r = meta_rl.add_argument
+  r("--trajectories", type=_positive_int, default=None,
+    help="point-nav: episodes per task per rollout" + _defaults("trajectories"))
+  r("--outer-objective", choices=("dice", "promp"), default=None,
+    help="maml-rl's outer update: one optax step on the DiCE meta-gradient (default), or ProMP's"
+    " clipped objective (5 optax steps per batch, Rothfuss et al. 2019)")
+  r("--arms", type=_positive_int, default=None, help="bandit: arms k" + _defaults("arms"))
+  r("--pulls", type=_positive_int, default=None,
+    help="bandit: pulls n per trial" + _defaults("pulls"))
+  r("--entropy-coef", type=_bounded(float, lambda v: v >= 0, "a number >= 0"), default=None,
+    help="rl2: weight of PPO's entropy bonus" + _defaults("entropy_coef"))
 
   ev = sub.add_parser(
       "eval", help="meta-test a trained (or interrupted) run",

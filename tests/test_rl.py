@@ -304,3 +304,38 @@ def test_rl2_trial_feeds_back_rewards_and_keeps_the_state():
   trial = rl.trial_rollout(env, gru.apply, rl.categorical, params, gru.initial_carry(),
                            jnp.array([0.3, 0.7]), jax.random.key(1))
   assert trial.log_probs.shape == (6,) and bool(jnp.all(trial.log_probs <= 0))
+
+
+# --------------------------------------------------------------------------- ProMP's outer objective
+
+
+def test_promp_first_outer_gradient_is_maml_rl_dice_and_later_steps_clip():
+  env, policy, params = small_nav()
+  learner = rl.maml_rl(env, policy.apply, trajectories=3, steps=1)
+  tasks = env.sample_batch(jax.random.key(1), 2)
+  # SGD of rate 1: the first outer update is minus the mean DiCE meta-gradient itself.
+  it = rl.promp_iteration(env, policy.apply, optax.sgd(1.0), meta_batch=2, outer_steps=1,
+                          trajectories=3, steps=1)
+  state = it.init(jax.random.key(0), params)
+  new, metrics = it.step.update(state, tasks)
+  grads, m = jax.vmap(lambda t: learner.task_grad(params, t))(tasks)
+  expected = jax.tree.map(lambda p, g: p - jnp.mean(g, 0), params, grads)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8),
+               new.meta_params, expected)
+  np.testing.assert_allclose(metrics["return"], jnp.mean(m["return"]), rtol=1e-6)
+  np.testing.assert_allclose(metrics["return_before"], jnp.mean(m["return_before"]), rtol=1e-6)
+  assert float(metrics["clip_fraction"]) == 0.0  # at θ_old every ratio is 1
+  # Big outer steps move the adapted policy beyond the clip: a fraction of the ratios is clipped,
+  # and the clipped terms stop pushing (the update stays finite).
+  big = rl.promp_iteration(env, policy.apply, optax.sgd(30.0), meta_batch=2, outer_steps=3,
+                           clip_eps=0.05, trajectories=3, steps=1)
+  _, m_big = big.step.update(big.init(jax.random.key(0), params), tasks)
+  assert 0.0 < float(m_big["clip_fraction"]) <= 1.0 and float(m_big["finite"]) == 1.0
+  # The guard: NaN parameters are not updated, the skip is counted.
+  bad = jax.tree.map(lambda v: v * jnp.nan, params)
+  s2, m2 = it.step.update(it.init(jax.random.key(0), bad), tasks)
+  assert float(m2["finite"]) == 0.0 and int(s2.skipped) == 1 and int(s2.step) == 1
+  with pytest.raises(ValueError, match="estimator"):
+    rl.promp_iteration(env, policy.apply, optax.sgd(1.0), estimator="exact")
+  with pytest.raises(ValueError, match="clip_eps"):
+    rl.promp_iteration(env, policy.apply, optax.sgd(1.0), clip_eps=1.5)

@@ -22,6 +22,8 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jmeta import _validate
+
 PyTree = Any
 
 
@@ -35,6 +37,27 @@ class RLTask(NamedTuple):
 
   key: jax.Array
   params: PyTree
+
+
+def check_rl_batch(tasks: RLTask, name: str = "tasks") -> RLTask:
+  """Checks an :class:`RLTask` batch: a key per task, every task leaf with the same task axis.
+
+  Raises:
+    ValueError: naming ``name`` and the field whose leading axis differs.
+  """
+  key_shape = tuple(tasks.key.shape)
+  if len(key_shape) < 1 or key_shape[0] == 0:
+    raise ValueError(f"{name}.key needs a leading task axis of at least one key; got shape"
+                     f" {key_shape} (batch tasks with env.sample_batch(key, n)).")
+  for path, leaf in jax.tree_util.tree_flatten_with_path(tasks.params)[0]:
+    shape = tuple(jnp.shape(leaf))
+    if not shape or shape[0] != key_shape[0]:
+      raise ValueError(f"{name}.params{jax.tree_util.keystr(path)} needs the leading task axis"
+                       f" of {name}.key ({key_shape[0]}); got shape {shape}.")
+  return tasks
+
+
+_validate.register_batch_check(RLTask, check_rl_batch)
 
 
 class Env(NamedTuple):

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -130,7 +130,8 @@ def magic_box(x: jax.Array) -> jax.Array:
   return jnp.exp(x - jax.lax.stop_gradient(x))
 
 
-def dice_surrogate(logp: jax.Array, advantages: jax.Array, gamma: float) -> jax.Array:
+def dice_surrogate(logp: jax.Array, advantages: jax.Array, gamma: float,
+                   old_logp: Optional[jax.Array] = None) -> jax.Array:
   """DiCE surrogate of a batch of trajectories (mean over the batch).
 
   ``mean_n sum_t magic_box(sum_{s<=t} logp_s) w_t`` with
@@ -146,12 +147,21 @@ def dice_surrogate(logp: jax.Array, advantages: jax.Array, gamma: float) -> jax.
     logp: log-probabilities ``(n, T)`` (differentiable).
     advantages: ``(n, T)`` (no gradient).
     gamma: discount.
+    old_logp: log-probabilities under the policy that sampled the batch, when
+      it is not the one of ``logp`` (ProMP's outer steps re-use a batch): the
+      magic box becomes the importance weight ``exp(sum_{s<=t} logp_s -
+      old_s)``, equal to it (value and every derivative) where the policies
+      agree. ``None``: the batch is on-policy.
   """
   adv = jax.lax.stop_gradient(advantages)
   disc = _discounts(adv, gamma)
   scaled = disc * adv
   weights = scaled - jnp.concatenate([scaled[..., 1:], jnp.zeros_like(scaled[..., :1])], axis=-1)
-  return jnp.mean(jnp.sum(magic_box(jnp.cumsum(logp, axis=-1)) * weights, axis=-1))
+  if old_logp is None:
+    box = magic_box(jnp.cumsum(logp, axis=-1))
+  else:
+    box = jnp.exp(jnp.cumsum(logp - jax.lax.stop_gradient(old_logp), axis=-1))
+  return jnp.mean(jnp.sum(box * weights, axis=-1))
 
 
 def reinforce_surrogate(logp: jax.Array, advantages: jax.Array, gamma: float) -> jax.Array:

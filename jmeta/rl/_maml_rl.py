@@ -54,6 +54,20 @@ def _check_unit(value: Any, name: str) -> float:
   return float(value)
 
 
+def batch_advantages(traj: est.Trajectory, gamma: float, gae_lambda: float,
+                     baseline: Optional[str], normalize: bool) -> jax.Array:
+  """GAE of a batch of trajectories with the baseline fitted to it (no gradient), ``(n, T)``."""
+  returns = est.discounted_returns(traj.rewards, gamma)
+  if baseline == "linear":
+    values = est.linear_baseline(traj.obs, returns)
+  else:
+    values = jnp.zeros_like(returns)
+  adv = est.gae(traj.rewards, values, gamma, gae_lambda)
+  if normalize:
+    adv = (adv - jnp.mean(adv)) / (jnp.std(adv) + 1e-8)
+  return jax.lax.stop_gradient(adv)
+
+
 def maml_rl(
     env: Env,
     apply_fn: Callable[[Any, jax.Array], Any],
@@ -68,6 +82,7 @@ def maml_rl(
     baseline: Optional[str] = "linear",
     estimator: str = "dice",
     first_order: bool = False,
+    normalize_advantages: bool = False,
 ) -> MetaLearner:
   """MAML-RL as a ``MetaLearner`` over :class:`RLTask` batches.
 
@@ -93,6 +108,12 @@ def maml_rl(
     estimator: ``"dice"``, ``"exact"`` or ``"reinforce"`` (module docstring).
     first_order: drop the second-order terms (stop the gradient through the
       inner gradients).
+    normalize_advantages: standardise each rollout batch's advantages (mean
+      and standard deviation over the batch, without gradient) before the
+      surrogates, as rllab's ``center_adv`` in Finn et al.'s code: the inner
+      step's size no longer scales with the task's returns. It rescales (and
+      shifts by a batch-dependent baseline) the estimators, so the closed-form
+      identities of the module docstring hold only without it.
 
   Returns:
     A ``MetaLearner``: ``adapt(meta_params, key, task, *, steps=None)``
@@ -128,12 +149,7 @@ def maml_rl(
   score_term = estimator == "exact" and not first_order
 
   def advantages(traj):
-    returns = est.discounted_returns(traj.rewards, gamma)
-    if baseline == "linear":
-      values = est.linear_baseline(traj.obs, returns)
-    else:
-      values = jnp.zeros_like(returns)
-    return est.gae(traj.rewards, values, gamma, gae_lambda)
+    return batch_advantages(traj, gamma, gae_lambda, baseline, normalize_advantages)
 
   def sample(params, task, key):
     return est.rollouts(env, apply_fn, dist, params, task, key, trajectories)
