@@ -175,6 +175,7 @@ def cell_row(algo: str, ways: int, shots: int) -> dict:
                                          "inner_steps", "inner_lr", "first_order", "meta_lr",
                                          "lr_halve_every", "time_budget", "val_every",
                                          "val_tasks", "eval_tasks")},
+      # over several (resumed) sessions: the highest session mean, the conservative figure
       "load_mean": max(loads) if loads else None, "sessions": len(sessions),
       "jax": r.get("versions", {}).get("jax")}
   return row
@@ -198,7 +199,7 @@ def recipe_text(j: dict) -> str:
   if r.get("inner_steps"):
     inner = f"{r['inner_steps']} x {r['inner_lr']:g}{' FO' if r.get('first_order') else ''}"
   else:
-    inner = f"{r['train_ways'] or '='}-way train episodes" if r.get("train_ways") else "-"
+    inner = f"{r['train_ways']}-way train episodes" if r.get("train_ways") else "-"
   halve = f", lr/2 every {r['lr_halve_every']}" if r.get("lr_halve_every") else ""
   return f"mb {r['meta_batch']}, {inner}{halve}"
 

@@ -18,6 +18,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import time
@@ -73,7 +74,7 @@ def main() -> None:
       res["standalone"].append(_timed(
           lambda: [one(state.meta_params, t) for t in one_tasks]))
   print(f"\njax {jax.__version__}, backend {jax.default_backend()}, meta-batch {mb}, load average"
-        f" {', '.join(f'{x:.1f}' for x in __import__('os').getloadavg())}")
+        f" {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
   print(f"{'conv_impl':10s} {'form':22s} {'wall s':>8s} {'CPU s':>8s}")
   for impl, (_, _, _, res) in runs.items():
     for form, label in (("meta-step", f"meta-step ({mb} tasks)"), ("standalone", f"{mb} x one task")):
