@@ -85,12 +85,14 @@ class JmetaImpl:
     scan: if > 1, one dispatch runs ``scan`` meta-steps inside one ``jit``
       (``lax.scan`` over ``step_fn``); ``step()`` then counts as ``scan`` steps.
     task_map: how the timed meta-step maps its task batch (``make_meta_step``).
+    metrics: ``make_meta_step``'s ``metrics``: ``"lean"`` (default, as README's
+      quickstart) or ``"full"``.
   """
 
   name = "jmeta"
 
   def __init__(self, cfg: Config, weights, batches, dtype: str = "float32", scan: int = 1,
-               task_map: str = "auto"):
+               task_map: str = "auto", metrics: str = "lean"):
     import jax
     import jax.numpy as jnp
     import optax
@@ -114,7 +116,9 @@ class JmetaImpl:
       self.learner = jmeta.maml(loss_fn, inner, steps=cfg.inner_steps,
                                 first_order=cfg.first_order, remat=cfg.remat)
     self._outer_opt = optax.adam(cfg.outer_lr)
-    self.meta_step = jmeta.make_meta_step(self.learner, self._outer_opt, task_map=task_map)
+    self.metrics = metrics
+    self.meta_step = jmeta.make_meta_step(self.learner, self._outer_opt, task_map=task_map,
+                                          metrics=metrics)
     self.params = _to_flax(cfg, weights, dt)
     self.tasks = [_to_task(cfg, b, dt) for b in batches]
     self.state = self.meta_step.init(jax.random.PRNGKey(0), self.params)
@@ -172,7 +176,8 @@ class JmetaImpl:
     import jax
     import jmeta
     try:
-      step = jmeta.make_meta_step(self.learner, self._outer_opt, task_map="vmap")
+      step = jmeta.make_meta_step(self.learner, self._outer_opt, task_map="vmap",
+                                  metrics=self.metrics)
       compiled = jax.jit(step.step_fn).lower(self.state, self.tasks[0]).compile()
       ca = compiled.cost_analysis()
       if isinstance(ca, (list, tuple)):

@@ -128,7 +128,7 @@ def _measure(ctx: Ctx, configs: list[_configs.Config], peers: list[str], peak: d
     grad_cfg = cfg.replace(tasks=min(cfg.tasks, 2)) if cfg.model == "conv" else cfg
     grad = ctx.job({"kind": "grad", "config": grad_cfg.to_dict(), "peers": others},
                    timeout=1800, env=_worker.grad_env())
-    impls = ["jmeta"] + (["jmeta-scan"] if cfg.model == "mlp" else []) + others
+    impls = ["jmeta"] + (["jmeta-full", "jmeta-scan"] if cfg.model == "mlp" else []) + others
     sp = ctx.job({"kind": "speed", "config": cfg.to_dict(), "impls": impls,
                   "rounds": ctx.rounds or (3 if q else 7), "round_s": 0.3 if q else 1.0,
                   "budget_s": (60 if q else 300) * max(1.0, (ctx.rounds or 0) / 7), "scan": 16},
@@ -175,6 +175,10 @@ def _measure(ctx: Ctx, configs: list[_configs.Config], peers: list[str], peak: d
             f"`vmap`-ed or `lax.scan`-ned), so their ratio is jmeta's overhead. "
             f"Gradient check on {grad_cfg.tasks} task(s). Import, first call and peak RSS "
             f"from a separate fresh process per implementation."
+            + " `jmeta` is `make_meta_step(..., metrics=\"lean\").update`, as README's quickstart."
+            + (" `jmeta-full` is the same with the default `metrics=\"full\"` (also "
+               "`support_loss` after adaptation and `query_loss_before`: one more support and "
+               "query forward pass per task)." if "jmeta-full" in impls else "")
             + (" `jmeta-scan` runs 16 meta-steps per dispatch (`lax.scan` over "
                "`MetaStep.step_fn` inside one `jit`)." if "jmeta-scan" in impls else "")
             + (f"\n\nGradient-check notes: {notes}." if notes else "") + eff)

@@ -27,7 +27,7 @@ import traceback
 from typing import Any
 
 MARK = "@@RESULT@@"
-JAX_IMPLS = ("jmeta", "jmeta-scan", "jax", "jax-scan")
+JAX_IMPLS = ("jmeta", "jmeta-full", "jmeta-scan", "jax", "jax-scan")
 PLAIN_JAX = ("jax", "jax-scan")  # hand-written meta-steps, benchmarks._plain_jax
 
 
@@ -58,13 +58,16 @@ def _import_side(impl: str) -> None:
 
 
 def build(impl: str, cfg, weights, batches, dtype: str = "float32", scan: int = 16):
-  """Builds one implementation (``jmeta``, ``jmeta-scan``, ``jax``, ``jax-scan`` or a peer name)."""
+  """Builds one implementation (``jmeta``, ``jmeta-full``, ``jmeta-scan``, ``jax``, ``jax-scan`` or a peer name)."""
   if impl in PLAIN_JAX:
     from benchmarks._plain_jax import TASK_MAPS, PlainJaxImpl
     return PlainJaxImpl(cfg, weights, batches, dtype, task_map=TASK_MAPS[impl])
   if impl == "jmeta":
     from benchmarks._jax_side import JmetaImpl
     return JmetaImpl(cfg, weights, batches, dtype)
+  if impl == "jmeta-full":
+    from benchmarks._jax_side import JmetaImpl
+    return JmetaImpl(cfg, weights, batches, dtype, metrics="full")
   if impl == "jmeta-scan":
     from benchmarks._jax_side import JmetaImpl
     return JmetaImpl(cfg, weights, batches, dtype, scan=scan)

@@ -115,6 +115,26 @@ def _bad_labels(metrics: dict[str, jax.Array]) -> tuple[dict[str, jax.Array], ja
   return rest, bad
 
 
+METRICS_MODES = ("full", "lean")
+
+
+def _lean(task_grad: Callable) -> Callable:
+  """``task_grad`` without the metrics that ``make_meta_step(metrics="lean")`` leaves out.
+
+  Dropped inside the per-task function, so the work that computes them is dead
+  code under ``jit`` whatever the task map (a ``lax.scan`` over tasks carries
+  only what it returns).
+  """
+
+  def lean(meta_params, task, step=0):
+    value, metrics = task_grad(meta_params, task, step)
+    keep = {k: v for k, v in metrics.items()
+            if k != "support_loss" and (not k.endswith("_before") or k == "support_loss_before")}
+    return value, keep
+
+  return lean
+
+
 def _all_finite(tree: Any) -> jax.Array:
   """Whether every floating leaf of ``tree`` is finite.
 
@@ -140,6 +160,7 @@ def make_meta_step(
     chunk_size: Optional[int] = None,
     jit: bool = True,
     mesh: Optional[Mesh] = None,
+    metrics: str = "full",
 ) -> MetaStep:
   """Makes the jit-compiled meta-training step of a learner.
 
@@ -183,6 +204,14 @@ def make_meta_step(
       device. The batch size must be a multiple of ``mesh.size``. ``update``
       places the state on every device and treats a task batch that is not
       yet a global array as this process's shard (see ``jmeta.shard_tasks``).
+    metrics: ``"full"`` (default) or ``"lean"``. ``"lean"`` leaves out the
+      metrics that cost work the meta-gradient does not need, so that XLA
+      removes that work from the compiled step: ``support_loss`` (the support
+      loss after the last inner step: one more support forward pass per task)
+      and every ``*_before`` metric but ``support_loss_before`` (the query
+      loss and aux at the initial parameters: one more query forward pass per
+      task). What the guard checks is unchanged but for ``support_loss``: a
+      non-finite adapted support loss makes the query loss non-finite too.
 
   Returns:
     A ``MetaStep`` of ``init``, ``update``, the pure ``step_fn`` and ``check``.
@@ -192,7 +221,8 @@ def make_meta_step(
   the loss such as ``query_accuracy``, ``grad_norm`` (before clipping),
   ``bad_labels`` (1.0 if any task's labels were bad, else 0.0; only for
   learners whose losses check labels, i.e. classification), ``finite``
-  (1.0 or 0.0), ``skipped`` (running count).
+  (1.0 or 0.0), ``skipped`` (running count); ``metrics="lean"`` leaves out
+  ``support_loss`` and ``query_loss_before`` (and the other ``query_*_before``).
   """
   if not isinstance(learner, MetaLearner):
     raise TypeError(f"learner must be a jmeta.MetaLearner; got {type(learner).__name__}.")
@@ -203,8 +233,11 @@ def make_meta_step(
   if clip_norm is not None and not clip_norm > 0:
     raise ValueError(f"clip_norm must be positive or None; got {clip_norm!r}.")
   check_task_map(task_map, chunk_size)
+  if metrics not in METRICS_MODES:
+    raise ValueError(f"metrics must be one of {METRICS_MODES}; got {metrics!r}.")
   if mesh is not None:
     check_mesh(mesh)
+  task_grad = learner.task_grad if metrics == "full" else _lean(learner.task_grad)
 
   # What ``update`` checks a state against: the signature (structure, shapes,
   # dtypes) of every state that ``init`` made or that passed the full check
@@ -276,21 +309,21 @@ def make_meta_step(
 
   def step_fn(state: MetaState, tasks: Task):
     if mesh is None:
-      grads, metrics = mean_over_tasks(
-          lambda t: learner.task_grad(state.meta_params, t, state.step),
+      grads, out = mean_over_tasks(
+          lambda t: task_grad(state.meta_params, t, state.step),
           tasks, mode=task_map, chunk_size=chunk_size)
     else:
-      grads, metrics = sharded_mean_over_tasks(
-          lambda rep, t: learner.task_grad(rep[0], t, rep[1]), (state.meta_params, state.step),
+      grads, out = sharded_mean_over_tasks(
+          lambda rep, t: task_grad(rep[0], t, rep[1]), (state.meta_params, state.step),
           tasks, mesh, mode=task_map, chunk_size=chunk_size)
-    metrics, bad = _bad_labels(metrics)
+    out, bad = _bad_labels(out)
     grad_norm = optax.tree.norm(grads)
-    finite = jnp.isfinite(metrics["query_loss"]) & jnp.isfinite(grad_norm)
+    finite = jnp.isfinite(out["query_loss"]) & jnp.isfinite(grad_norm)
     if bad is not None:
       finite = finite & ~bad
     for k in ("support_loss", "support_loss_before"):
-      if k in metrics:
-        finite = finite & jnp.isfinite(metrics[k])
+      if k in out:
+        finite = finite & jnp.isfinite(out[k])
     if clip_norm is not None:
       scale = jnp.minimum(1.0, clip_norm / (grad_norm + 1e-12))
       grads = jax.tree.map(lambda g: g * scale.astype(g.dtype), grads)
@@ -301,11 +334,11 @@ def make_meta_step(
     opt_state = tree_where(finite, opt_state, state.opt_state)
     skipped = state.skipped + jnp.where(finite, 0, 1).astype(jnp.int32)
     new = MetaState(meta_params, opt_state, state.step + 1, skipped)
-    dtype = jnp.result_type(metrics["query_loss"])
-    metrics = dict(metrics, grad_norm=grad_norm, finite=finite.astype(jnp.float32), skipped=skipped)
+    dtype = jnp.result_type(out["query_loss"])
+    out = dict(out, grad_norm=grad_norm, finite=finite.astype(jnp.float32), skipped=skipped)
     if bad is not None:
-      metrics["bad_labels"] = bad.astype(dtype)
-    return new, metrics
+      out["bad_labels"] = bad.astype(dtype)
+    return new, out
 
   compiled = jax.jit(step_fn) if jit else step_fn
 

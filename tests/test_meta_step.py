@@ -182,6 +182,39 @@ def test_auto_task_map_scans_large_tasks_on_cpu_and_vmaps_small_ones():
   jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
+@pytest.mark.parametrize("mode", ["vmap", "scan"])
+def test_lean_metrics_same_update_less_work(mode):
+  # metrics="lean": the same state, the full metrics less support_loss and the
+  # *_before ones, and XLA drops the two forward passes they cost
+  params, apply = tiny_mlp()
+  learner = jmeta.maml(jmeta.mse_loss(apply), optax.sgd(0.05), steps=2)
+  tasks = sinusoid_batch(n=4)
+  full = jmeta.make_meta_step(learner, optax.adam(1e-2), task_map=mode)
+  lean = jmeta.make_meta_step(learner, optax.adam(1e-2), task_map=mode, metrics="lean")
+  s0 = full.init(jax.random.key(0), params)
+  (a, ma), (b, mb) = full.update(s0, tasks), lean.update(s0, tasks)
+  jax.tree.map(np.testing.assert_array_equal, a, b)
+  assert set(ma) - set(mb) == {"support_loss", "query_loss_before"} and set(mb) <= set(ma)
+  for k in mb:
+    np.testing.assert_array_equal(ma[k], mb[k])
+
+  def flops(step):
+    ca = jax.jit(step.step_fn).lower(s0, tasks).compile().cost_analysis()
+    return (ca[0] if isinstance(ca, (list, tuple)) else ca)["flops"]
+
+  # vmap: both passes gone (one support and one query forward of the 1-8-1 MLP
+  # per task: 2 passes x 4 tasks x 5 points x 2 x (8 + 8) flops of the two
+  # matmuls at least)
+  if mode == "vmap":
+    assert flops(full) - flops(lean) >= 2 * 4 * 5 * 2 * 16
+  # a lean step meets the guard as the full one does
+  bad = tasks._replace(query_y=tasks.query_y.at[1, 0, 0].set(jnp.nan))
+  s1, m1 = lean.update(s0, bad)
+  assert m1["finite"] == 0.0 and int(s1.skipped) == 1
+  with pytest.raises(ValueError, match="metrics must be one of"):
+    jmeta.make_meta_step(learner, optax.adam(1e-2), metrics="none")
+
+
 def test_clip_norm_clips_the_meta_gradient():
   params, apply = tiny_mlp()
   learner = jmeta.maml(jmeta.mse_loss(apply), optax.sgd(0.05), steps=1)
