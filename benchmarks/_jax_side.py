@@ -87,12 +87,14 @@ class JmetaImpl:
     task_map: how the timed meta-step maps its task batch (``make_meta_step``).
     metrics: ``make_meta_step``'s ``metrics``: ``"lean"`` (default, as README's
       quickstart) or ``"full"``.
+    donate: ``make_meta_step``'s ``donate`` (default ``True``, as README's
+      quickstart: ``update`` reuses the state's buffers).
   """
 
   name = "jmeta"
 
   def __init__(self, cfg: Config, weights, batches, dtype: str = "float32", scan: int = 1,
-               task_map: str = "auto", metrics: str = "lean"):
+               task_map: str = "auto", metrics: str = "lean", donate: bool = True):
     import jax
     import jax.numpy as jnp
     import optax
@@ -118,7 +120,7 @@ class JmetaImpl:
     self._outer_opt = optax.adam(cfg.outer_lr)
     self.metrics = metrics
     self.meta_step = jmeta.make_meta_step(self.learner, self._outer_opt, task_map=task_map,
-                                          metrics=metrics)
+                                          metrics=metrics, donate=donate)
     self.params = _to_flax(cfg, weights, dt)
     self.tasks = [_to_task(cfg, b, dt) for b in batches]
     self.state = self.meta_step.init(jax.random.PRNGKey(0), self.params)

@@ -175,10 +175,11 @@ def _measure(ctx: Ctx, configs: list[_configs.Config], peers: list[str], peak: d
             f"`vmap`-ed or `lax.scan`-ned), so their ratio is jmeta's overhead. "
             f"Gradient check on {grad_cfg.tasks} task(s). Import, first call and peak RSS "
             f"from a separate fresh process per implementation."
-            + " `jmeta` is `make_meta_step(..., metrics=\"lean\").update`, as README's quickstart."
-            + (" `jmeta-full` is the same with the default `metrics=\"full\"` (also "
-               "`support_loss` after adaptation and `query_loss_before`: one more support and "
-               "query forward pass per task)." if "jmeta-full" in impls else "")
+            + " `jmeta` is `make_meta_step(..., metrics=\"lean\", donate=True).update`, as"
+              " README's quickstart."
+            + (" `jmeta-full` is the default `make_meta_step(...).update` (`metrics=\"full\"`: "
+               "also `support_loss` after adaptation and `query_loss_before`, one more support "
+               "and query forward pass per task; no donation)." if "jmeta-full" in impls else "")
             + (" `jmeta-scan` runs 16 meta-steps per dispatch (`lax.scan` over "
                "`MetaStep.step_fn` inside one `jit`)." if "jmeta-scan" in impls else "")
             + (f"\n\nGradient-check notes: {notes}." if notes else "") + eff)
@@ -231,7 +232,7 @@ def speed(ctx: Ctx) -> dict:
   data["peak"] = peak
   sections.insert(0, {
       "title": "jmeta against hand-written JAX",
-      "text": "jmeta's `make_meta_step(...).update` (default metrics) over the same meta-step written "
+      "text": "jmeta's `make_meta_step(..., metrics=\"lean\", donate=True).update` (the `jmeta` row, README's quickstart) over the same meta-step written "
               "by hand in plain JAX (`benchmarks/_plain_jax.py`, one `jit` with donation): `jax` "
               "vmaps over tasks, `jax-scan` scans over them. Paired by round; a ratio of 0.9 means "
               "jmeta runs at 90% of the hand-written step's meta-steps/s. Versions are in the header "

@@ -67,7 +67,7 @@ def build(impl: str, cfg, weights, batches, dtype: str = "float32", scan: int = 
     return JmetaImpl(cfg, weights, batches, dtype)
   if impl == "jmeta-full":
     from benchmarks._jax_side import JmetaImpl
-    return JmetaImpl(cfg, weights, batches, dtype, metrics="full")
+    return JmetaImpl(cfg, weights, batches, dtype, metrics="full", donate=False)
   if impl == "jmeta-scan":
     from benchmarks._jax_side import JmetaImpl
     return JmetaImpl(cfg, weights, batches, dtype, scan=scan)
@@ -269,6 +269,7 @@ def job_devices(job: dict) -> dict:
 def job_profile(job: dict) -> dict:
   """Where a jmeta meta-step's time goes: ``update``'s checks, dispatch, compute."""
   import jax
+  import jax.numpy as jnp
   from benchmarks import _configs
   from benchmarks._jax_side import JmetaImpl
   cfg = _configs.Config.from_dict(job["config"])
@@ -278,12 +279,13 @@ def job_profile(job: dict) -> dict:
   touch = jax.jit(lambda s, t: (s, {"x": t.query_y.sum()}))  # same pytrees in and out, ~no compute
   multi, stacked = impl._multi, impl.stacked
 
+  fresh = lambda: jax.tree.map(jnp.copy, state0)  # ``update`` donates (the jmeta row's step)
+
   def per_call(fn, n):
-    s = state0
-    out = fn(s, 0)
-    jax.block_until_ready(out)
+    jax.block_until_ready(fn(fresh(), 0))
     best = float("inf")
     for _ in range(job.get("rounds", 5)):
+      s = jax.block_until_ready(fresh())
       t = time.perf_counter()
       for i in range(n):
         s, m = fn(s, i)

@@ -201,7 +201,8 @@ def recipe_text(j: dict) -> str:
   else:
     inner = f"{r['train_ways']}-way train episodes" if r.get("train_ways") else "-"
   halve = f", lr/2 every {r['lr_halve_every']}" if r.get("lr_halve_every") else ""
-  return f"mb {r['meta_batch']}, {inner}{halve}"
+  lr = f", meta-lr {r['meta_lr']:g}" if r.get("meta_lr") is not None else ""
+  return f"mb {r['meta_batch']}, {inner}{lr}{halve}"
 
 
 def write_outputs(cells: list[tuple[str, int, int]]) -> str:

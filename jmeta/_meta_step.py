@@ -161,6 +161,7 @@ def make_meta_step(
     jit: bool = True,
     mesh: Optional[Mesh] = None,
     metrics: str = "full",
+    donate: bool = False,
 ) -> MetaStep:
   """Makes the jit-compiled meta-training step of a learner.
 
@@ -212,6 +213,14 @@ def make_meta_step(
       loss and aux at the initial parameters: one more query forward pass per
       task). What the guard checks is unchanged but for ``support_loss``: a
       non-finite adapted support loss makes the query loss non-finite too.
+    donate: ``update`` donates the state it is given to the compiled step
+      (``jax.jit``'s ``donate_argnums``), so XLA writes the new state into its
+      buffers instead of allocating new ones: the state passed in is consumed
+      (its arrays are deleted) and only the returned one may be used. ``init``
+      then copies the parameters it is given, so that donating its state never
+      deletes the caller's arrays; ``update`` rejects a consumed state with a
+      ``ValueError``. With ``on_nonfinite="raise"`` the unchanged state is the
+      exception's ``state`` attribute. Ignored when ``jit=False``.
 
   Returns:
     A ``MetaStep`` of ``init``, ``update``, the pure ``step_fn`` and ``check``.
@@ -237,6 +246,8 @@ def make_meta_step(
     raise ValueError(f"metrics must be one of {METRICS_MODES}; got {metrics!r}.")
   if mesh is not None:
     check_mesh(mesh)
+  if not isinstance(donate, bool):
+    raise TypeError(f"donate must be True or False; got {donate!r}.")
   task_grad = learner.task_grad if metrics == "full" else _lean(learner.task_grad)
 
   # What ``update`` checks a state against: the signature (structure, shapes,
@@ -254,6 +265,8 @@ def make_meta_step(
     meta_params = learner.init(key, params)
     state = MetaState(meta_params, outer_opt.init(meta_params),
                       jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+    if donate:  # the learner and optimizer may hold the caller's arrays (MAML's meta_params are params)
+      state = jax.tree.map(jnp.copy, state)
     known.setdefault(signature(state), abstract(state))
     return state if mesh is None else replicate(state, mesh)
 
@@ -263,6 +276,9 @@ def make_meta_step(
       hint = (" (got the meta-parameters alone? pass the MetaState from step.init)"
               if not isinstance(state, tuple) else "")
       raise TypeError(f"state must be a jmeta.MetaState from step.init; got {type(state).__name__}{hint}.")
+    if donate and any(isinstance(l, jax.Array) and l.is_deleted() for l in jax.tree.leaves(state)):
+      raise ValueError("state was consumed by an earlier update of this step (donate=True deletes"
+                       " the state it is given): pass the state that update returned.")
     sig = signature(state)
     if sig in known:
       return
@@ -340,7 +356,7 @@ def make_meta_step(
       out["bad_labels"] = bad.astype(dtype)
     return new, out
 
-  compiled = jax.jit(step_fn) if jit else step_fn
+  compiled = jax.jit(step_fn, donate_argnums=(0,) if donate else ()) if jit else step_fn
 
   def update(state: MetaState, tasks: Task):
     tasks = check(state, tasks)
@@ -352,9 +368,11 @@ def make_meta_step(
     seen["last"] = new
     if on_nonfinite == "raise" and not bool(metrics["finite"]):
       host = {k: float(v) for k, v in metrics.items()}
-      raise FloatingPointError(
-          f"non-finite meta-step {int(state.step)}: {nonfinite_causes(host)} (query_loss="
+      err = FloatingPointError(
+          f"non-finite meta-step {int(new.step) - 1}: {nonfinite_causes(host)} (query_loss="
           f"{host['query_loss']}, grad_norm={host['grad_norm']}); the update was not applied.")
+      err.state = new  # the unchanged state (with donate=True the only one left)
+      raise err
     return new, metrics
 
   return MetaStep(init=init, update=update, step_fn=step_fn, learner=learner, check=check)

@@ -293,8 +293,13 @@ def _metric_defaults(cfg: dict, source: SourceSpec) -> dict:
   if source.name == "omniglot" and cfg["algo"] in ("protonet", "r2d2"):
     # Snell et al. 2017 (Omniglot): one 60-way episode per update with 5 queries per class,
     # Adam 1e-3 halved every 2,000 episodes. Bertinetto et al. 2019 train R2-D2 on 60-way
-    # episodes too (their query count is not reproduced here: 5, as for ProtoNets).
+    # episodes too, with Adam 5e-3 halved every 2,000 episodes (their code,
+    # github.com/bertinetto/r2d2: scripts/train/conf/fewshots.yaml and omni5_r2d2_64c.sh);
+    # their 600-image episodes (random 1-9 shots, the rest queries) are not reproduced here:
+    # 5 queries per class, as for ProtoNets.
     out.update(train_ways=60, train_queries=5, lr_halve_every=2000, meta_batch=1)
+    if cfg["algo"] == "r2d2":
+      out["meta_lr"] = 5e-3
   return out
 
 

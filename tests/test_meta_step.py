@@ -215,6 +215,42 @@ def test_lean_metrics_same_update_less_work(mode):
     jmeta.make_meta_step(learner, optax.adam(1e-2), metrics="none")
 
 
+def test_donate_same_states_consumes_the_state_only():
+  # donate=True: bit-identical states to the default step, the donated state is
+  # consumed (its arrays deleted, a clear error if passed again), the caller's
+  # params are not, and a raised non-finite step hands back the unchanged state
+  params, apply = tiny_mlp()
+  learner = jmeta.maml(jmeta.mse_loss(apply), optax.sgd(0.05), steps=2)
+  tasks = [sinusoid_batch(n=4, seed=s) for s in range(3)]
+  plain = jmeta.make_meta_step(learner, optax.adam(1e-2), metrics="lean")
+  donated = jmeta.make_meta_step(learner, optax.adam(1e-2), metrics="lean", donate=True)
+  a, b = plain.init(jax.random.key(0), params), donated.init(jax.random.key(0), params)
+  first = b
+  for t in tasks:
+    (a, ma), (b, mb) = plain.update(a, t), donated.update(b, t)
+    jax.tree.map(np.testing.assert_array_equal, a, b)
+    jax.tree.map(np.testing.assert_array_equal, ma, mb)
+  assert all(l.is_deleted() for l in jax.tree.leaves(first))
+  assert not any(l.is_deleted() for l in jax.tree.leaves(params))  # init copied them
+  with pytest.raises(ValueError, match="state was consumed by an earlier update"):
+    donated.update(first, tasks[0])
+
+  raising = jmeta.make_meta_step(learner, optax.adam(1e-2), donate=True, on_nonfinite="raise")
+  s = raising.init(jax.random.key(0), params)
+  s, _ = raising.update(s, tasks[0])
+  before = jax.tree.map(np.asarray, s)
+  bad = tasks[1]._replace(query_y=tasks[1].query_y.at[0, 0, 0].set(jnp.nan))
+  with pytest.raises(FloatingPointError, match="meta-step 1: ") as err:
+    raising.update(s, bad)
+  kept = err.value.state
+  jax.tree.map(np.testing.assert_array_equal, before.meta_params, kept.meta_params)
+  assert int(kept.step) == 2 and int(kept.skipped) == 1
+  s2, m = raising.update(kept, tasks[2])  # the handed-back state trains on
+  assert m["finite"] == 1.0 and int(s2.step) == 3
+  with pytest.raises(TypeError, match="donate must be True or False"):
+    jmeta.make_meta_step(learner, optax.adam(1e-2), donate="yes")
+
+
 def test_clip_norm_clips_the_meta_gradient():
   params, apply = tiny_mlp()
   learner = jmeta.maml(jmeta.mse_loss(apply), optax.sgd(0.05), steps=1)

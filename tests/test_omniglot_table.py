@@ -63,7 +63,7 @@ def test_table_curves_and_readme_come_from_the_runs(where):
   block = ot.write_outputs(ot.parse_cells("protonet:5:1,maml:5:1"))
   line = next(l for l in block.splitlines() if l.startswith("| ProtoNets | 5-way 1-shot"))
   assert "| 98.8 | 98.1 +/- 0.3 | 3500 / 4100 | 15 min (3.2) | mb 1, 60-way train episodes," in line
-  assert "lr/2 every 2000" in line
+  assert "meta-lr 0.001, lr/2 every 2000" in line
   assert "running or interrupted at step 200" in next(
       l for l in block.splitlines() if l.startswith("| MAML | 5-way 1-shot"))
   assert "| R2-D2 | 5-way 1-shot | 98.6* | not run |" in block

@@ -217,6 +217,10 @@ def test_metric_learners_train_on_more_ways_than_they_test(tmp_path):
   cfg = training.resolve({"dataset": "omniglot", "algo": "protonet"})
   assert (cfg["train_ways"], cfg["train_queries"], cfg["lr_halve_every"], cfg["meta_batch"]) == \
       (60, 5, 2000, 1)  # Snell et al.'s Omniglot recipe
+  assert cfg["meta_lr"] == 1e-3
+  r2d2 = training.resolve({"dataset": "omniglot", "algo": "r2d2"})
+  assert (r2d2["train_ways"], r2d2["lr_halve_every"], r2d2["meta_lr"]) == (60, 2000, 5e-3)  # Bertinetto et al.'s code
+  assert training.resolve({"dataset": "omniglot", "algo": "r2d2", "meta_lr": 1e-3})["meta_lr"] == 1e-3
   out = tmp_path / "wide"
   assert cli.main(["train", "--dataset", "digits", "--algo", "protonet", "--train-ways", "4",
                    "--train-queries", "3", "--lr-halve-every", "5", "--iterations", "10",
