@@ -313,7 +313,8 @@ def conv(ctx: Ctx) -> dict:
       "text": "Omniglot-shaped random episodes (28x28, 15 queries per class), the 4-block conv "
               "net (64 filters, batch statistics), one inner SGD step of 0.4 (ProtoNets: none), "
               "Adam 1e-3 outside. jmeta runs its CPU default (`task_map=\"auto\"`: a scan over "
-              "image tasks, the matmul conv path); `jax` vmaps over tasks and `jax-scan` scans, "
+              "image tasks, and `conv_impl=\"auto\"`: on a CPU `\"xla_vjp\"`, every derivative an "
+              "NHWC/HWIO `lax.conv`); `jax` vmaps over tasks and `jax-scan` scans, "
               "both with `lax.conv_general_dilated`. Ratios are jmeta steps/s over the other's, "
               "paired by round, shown only after the meta-gradients agreed. A missing peer is "
               "reported below (`bash benchmarks/install_peers.sh`).",
